@@ -298,6 +298,12 @@ def load_schema(name_or_path: str | Path) -> Schema:
         raise ClinsynthError(f"Schema {path} is not valid YAML: {exc}") from None
     if not isinstance(data, dict):
         raise ClinsynthError(f"Schema {path} must be a YAML mapping at the top level.")
+    base_name = data.pop("extends", None)
+    if base_name is not None:
+        # A schema may reuse another's variables and override top-level keys (e.g. its layout):
+        # the sample data shares PhysioNet 2012's variable set but not its file layout.
+        base = load_schema(base_name).model_dump(mode="json")
+        data = {**base, **data}
     return parse_schema(data, str(path))
 
 
