@@ -95,7 +95,7 @@ def load_real_split(manifest: dict[str, Any]) -> tuple[Cohort, Cohort]:
 
 
 def load_synthetic(run_dir: str | Path, schema: Schema) -> Cohort:
-    """Read the run's synthetic cohort back through the loader (same schema, window not enforced)."""
+    """Read the run's synthetic cohort back through the loader (window not enforced)."""
     from clinsynth.loader import load_cohort
 
     folder = Path(run_dir) / SYNTHETIC_DIR
