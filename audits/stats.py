@@ -1,0 +1,77 @@
+"""Small statistical helpers shared by the audit families (noise allowances, KS, AUROC)."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from scipy import stats
+from sklearn.metrics import roc_auc_score, roc_curve
+
+
+def z_value(alpha: float) -> float:
+    """Two-sided normal quantile: 3.29 for alpha = 0.001."""
+    return float(stats.norm.ppf(1.0 - alpha / 2.0))
+
+
+def ks_critical(n: float, m: float, alpha: float) -> float:
+    """Two-sample KS distance that sampling noise alone exceeds with probability ``alpha``."""
+    if n < 1 or m < 1:
+        return math.inf
+    c = math.sqrt(-0.5 * math.log(alpha / 2.0))
+    return c * math.sqrt((n + m) / (n * m))
+
+
+def ks_distance(a: np.ndarray, b: np.ndarray) -> float:
+    a, b = a[~np.isnan(a)], b[~np.isnan(b)]
+    if len(a) == 0 or len(b) == 0:
+        return math.nan
+    return float(stats.ks_2samp(a, b).statistic)
+
+
+def auroc_null_allowance(n_pos: int, n_neg: int, alpha: float) -> float:
+    """AUROC a useless score reaches by chance at these sizes (Mann-Whitney null)."""
+    if n_pos < 1 or n_neg < 1:
+        return math.inf
+    se = math.sqrt((n_pos + n_neg + 1) / (12.0 * n_pos * n_neg))
+    return 0.5 + z_value(alpha) * se
+
+
+def auroc_se(auc: float, n_pos: int, n_neg: int) -> float:
+    """Hanley & McNeil (1982) standard error of an AUROC."""
+    if n_pos < 1 or n_neg < 1 or math.isnan(auc):
+        return math.nan
+    q1 = auc / (2 - auc)
+    q2 = 2 * auc**2 / (1 + auc)
+    var = (
+        auc * (1 - auc) + (n_pos - 1) * (q1 - auc**2) + (n_neg - 1) * (q2 - auc**2)
+    ) / (n_pos * n_neg)
+    return math.sqrt(max(var, 0.0))
+
+
+def tpr_allowance(fpr: float, n_pos: int, n_neg: int, alpha: float) -> float:
+    """TPR a useless score reaches by chance at a fixed FPR (binomial noise on both classes)."""
+    if n_pos < 1 or n_neg < 1:
+        return math.inf
+    return fpr + z_value(alpha) * math.sqrt(fpr * (1 - fpr) * (1 / n_pos + 1 / n_neg))
+
+
+def attack_metrics(scores: np.ndarray, is_member: np.ndarray) -> dict:
+    """AUROC, TPR at FPR 1% and 10%, and the ROC curve of a membership score (higher = member)."""
+    y = np.asarray(is_member, dtype=int)
+    if len(np.unique(y)) < 2:
+        return {"auroc": math.nan, "tpr_at_fpr01": math.nan, "tpr_at_fpr10": math.nan}
+    fpr, tpr, _ = roc_curve(y, scores)
+    return {
+        "auroc": float(roc_auc_score(y, scores)),
+        "tpr_at_fpr01": float(tpr[fpr <= 0.01].max()),
+        "tpr_at_fpr10": float(tpr[fpr <= 0.10].max()),
+        "roc": (fpr, tpr),
+    }
+
+
+def proportion_allowance(p: float, n1: float, n2: float, alpha: float) -> float:
+    """Difference of two proportions that noise alone exceeds with probability ``alpha``."""
+    if n1 < 1 or n2 < 1:
+        return math.inf
+    return z_value(alpha) * math.sqrt(max(p * (1 - p), 0.0) * (1 / n1 + 1 / n2))

@@ -1,0 +1,298 @@
+"""Schema-only encoding of a cohort into the tensors the generator learns, and back.
+
+Privacy: every constant here comes from the schema (public domain knowledge) — transforms, hard
+limits, normal ranges, category lists, precision, the grid. No statistic of the real data (no mean,
+quantile, rate or category set) is computed outside DP-SGD; the model learns all of those under
+the privacy budget. The number of patients N is treated as public (it sets δ), as is standard.
+
+Time-varying numeric values are transformed (none/log/log1p) and standardised by the centre and
+half-width of the normal range (or of the hard limits when there is none) in transformed space,
+so the normal range maps to [-1, 1]. Statics and outcomes are each encoded as ONE categorical
+code with an explicit "missing" class last (Height is missing for about half of PhysioNet):
+binary → {0, 1, missing}, categorical → {categories..., missing}, numeric → bins uniform over the
+normal range ± 4 half-widths in transformed space (a tail bin up to each hard limit beyond) + missing:
+a flexible discretised likelihood whose bins are public.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from clinsynth.errors import ClinsynthError
+from clinsynth.schema import BaseField, Schema, VariableType
+
+STATIC_BINS = 40
+TAIL_Z = 4.0  # static bins are fine within centre ± 4 half-widths, one tail bin beyond
+Z_CLIP = 12.0  # standardised values are clipped here: a guard against a bad schema range
+
+
+@dataclass(frozen=True)
+class NumericScale:
+    """Forward/inverse map between schema units and the standardised space of one field."""
+
+    transform: str
+    floor: float
+    centre: float
+    half: float
+    low: float | None
+    high: float | None
+    decimals: int | None
+
+    @classmethod
+    def of(cls, field: BaseField) -> NumericScale:
+        rng = field.normal_range or field.hard_limits
+        if rng is None:
+            rng = (0.0, 1.0) if field.type is VariableType.integer else None
+        if rng is None:
+            raise ClinsynthError(
+                f"{field.name}: a numeric field needs hard_limits or normal_range."
+            )
+        floor = _log_floor(field)
+        lo, hi = (_fwd(field.transform, floor, np.float64(x)) for x in rng)
+        half = (hi - lo) / 2 if hi > lo else 1.0
+        decimals = 0 if field.type is VariableType.integer else field.precision
+        low, high = field.hard_limits if field.hard_limits is not None else (None, None)
+        return cls(field.transform, floor, (hi + lo) / 2, half, low, high, decimals)
+
+    def encode(self, x: np.ndarray) -> np.ndarray:
+        z = (_fwd(self.transform, self.floor, x) - self.centre) / self.half
+        return np.clip(z, -Z_CLIP, Z_CLIP)
+
+    def decode(self, z: np.ndarray) -> np.ndarray:
+        """Inverse transform, clip to the hard limits, round to the schema precision."""
+        t = np.clip(z, -Z_CLIP, Z_CLIP) * self.half + self.centre
+        if self.transform == "log":
+            x = np.exp(t)
+        elif self.transform == "log1p":
+            x = np.expm1(t)
+        else:
+            x = t
+        if self.low is not None:
+            x = np.clip(x, self.low, self.high)
+        if self.decimals is not None:
+            x = np.round(x, self.decimals)
+            if self.low is not None:  # rounding must not step outside the limits
+                x = np.clip(x, self.low, self.high)
+        return x
+
+
+def _log_floor(field: BaseField) -> float:
+    """Smallest value fed to log: the lower hard limit, or a tiny positive value when it is 0."""
+    if field.transform != "log":
+        return 0.0
+    lo = field.hard_limits[0] if field.hard_limits else 0.0
+    if lo > 0:
+        return float(lo)
+    ref = field.normal_range or field.hard_limits or (0.0, 1.0)
+    return max(float(ref[1]) * 1e-3, 1e-6)
+
+
+def _fwd(transform: str, floor: float, x: np.ndarray) -> np.ndarray:
+    x = np.asarray(x, dtype=np.float64)
+    if transform == "log":
+        return np.log(np.maximum(x, floor))
+    if transform == "log1p":
+        return np.log1p(np.maximum(x, 0.0))
+    return x
+
+
+@dataclass(frozen=True)
+class VariableCoding:
+    """How one time-varying variable is modelled: ``kind`` gauss / binary / categorical."""
+
+    name: str
+    kind: str
+    n_categories: int
+    scale: NumericScale | None
+
+
+@dataclass(frozen=True)
+class StaticCoding:
+    """One static or outcome as a categorical code; the last class means 'missing'."""
+
+    name: str
+    kind: str  # binary / categorical / numeric
+    n_classes: int
+    scale: NumericScale | None
+    edges: np.ndarray | None  # bin edges in standardised space (numeric only)
+
+    @property
+    def missing_class(self) -> int:
+        return self.n_classes - 1
+
+    @property
+    def cond_width(self) -> int:
+        """Width of this field in the conditioning vector fed to the networks."""
+        return self.n_classes if self.kind == "categorical" else 2
+
+
+def variable_coding(field: BaseField) -> VariableCoding:
+    if field.type is VariableType.binary:
+        return VariableCoding(field.name, "binary", 2, None)
+    if field.type is VariableType.categorical:
+        return VariableCoding(field.name, "categorical", len(field.categories or []), None)
+    return VariableCoding(field.name, "gauss", 0, NumericScale.of(field))
+
+
+def static_coding(field: BaseField, n_bins: int = STATIC_BINS) -> StaticCoding:
+    if field.type is VariableType.binary:
+        return StaticCoding(field.name, "binary", 3, None, None)
+    if field.type is VariableType.categorical:
+        return StaticCoding(field.name, "categorical", len(field.categories or []) + 1, None, None)
+    scale = NumericScale.of(field)
+    lo, hi = field.hard_limits or field.normal_range or (0.0, 1.0)
+    z_lo, z_hi = (float(scale.encode(np.array(v))) for v in (lo, hi))
+    if field.type is VariableType.integer:  # no more bins than integer values
+        n_bins = int(min(n_bins, max(2, hi - lo + 1)))
+    # fine bins over centre ± 4 half-widths of the normal range, one wide tail bin on each side
+    # that the hard limits extend beyond it (a wide hard limit must not make the bins coarse)
+    inner_lo, inner_hi = max(z_lo, -TAIL_Z), min(z_hi, TAIL_Z)
+    n_tails = int(z_lo < inner_lo) + int(z_hi > inner_hi)
+    edges = np.linspace(inner_lo, inner_hi, n_bins - n_tails + 1)
+    edges = np.concatenate(
+        [[z_lo] if z_lo < inner_lo else [], edges, [z_hi] if z_hi > inner_hi else []]
+    )
+    return StaticCoding(field.name, "numeric", len(edges), scale, edges)
+
+
+@dataclass(frozen=True)
+class Encoding:
+    """Everything needed to move between a schema's units and model tensors (public only)."""
+
+    variables: list[VariableCoding]
+    statics: list[StaticCoding]
+    n_steps: int
+    step_hours: float
+
+    @classmethod
+    def from_schema(cls, schema: Schema) -> Encoding:
+        return cls(
+            variables=[variable_coding(v) for v in schema.variables],
+            statics=[static_coding(f) for f in [*schema.statics, *schema.outcomes]],
+            n_steps=schema.grid.n_steps,
+            step_hours=schema.grid.step_hours,
+        )
+
+    @property
+    def n_variables(self) -> int:
+        return len(self.variables)
+
+    def input_maps(self) -> tuple[list[float], list[float]]:
+        """(scale, shift) per variable mapping model-space values to network inputs.
+
+        Numeric z-values pass through; binary 0/1 → ±1; categorical index → spread over [-1, 1].
+        """
+        scale, shift = [], []
+        for var in self.variables:
+            if var.kind == "gauss":
+                scale.append(1.0)
+                shift.append(0.0)
+            elif var.kind == "binary":
+                scale.append(2.0)
+                shift.append(-1.0)
+            else:
+                scale.append(2.0 / max(var.n_categories - 1, 1))
+                shift.append(-1.0)
+        return scale, shift
+
+    def indices(self, kind: str) -> list[int]:
+        return [i for i, v in enumerate(self.variables) if v.kind == kind]
+
+    # ---------------------------------------------------------------- series
+    def encode_series(self, values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """``values[N,T,V]`` (NaN = unmeasured) → (standardised values with 0 where missing, mask).
+
+        Binary stays 0/1; categorical stays the category index.
+        """
+        mask = ~np.isnan(values)
+        out = np.zeros(values.shape, dtype=np.float32)
+        for i, var in enumerate(self.variables):
+            col = values[..., i]
+            m = mask[..., i]
+            if var.kind == "gauss":
+                out[..., i][m] = var.scale.encode(col[m])
+            elif var.kind == "binary":
+                out[..., i][m] = (col[m] > 0.5).astype(np.float32)
+            else:
+                out[..., i][m] = np.clip(np.round(col[m]), 0, var.n_categories - 1)
+        return out, mask.astype(np.float32)
+
+    def decode_series(self, z: np.ndarray, mask: np.ndarray) -> np.ndarray:
+        """Inverse of :meth:`encode_series`: schema units, NaN where ``mask`` is 0."""
+        out = np.full(z.shape, np.nan, dtype=np.float64)
+        for i, var in enumerate(self.variables):
+            m = mask[..., i] > 0.5
+            col = z[..., i][m]
+            if var.kind == "gauss":
+                out[..., i][m] = var.scale.decode(col)
+            else:
+                out[..., i][m] = np.round(col)
+        return out
+
+    # ---------------------------------------------------------------- statics
+    def encode_statics(self, statics: np.ndarray) -> np.ndarray:
+        """``statics[N,S]`` in cohort coding (NaN missing) → class codes ``[N,S]`` (int64)."""
+        codes = np.zeros(statics.shape, dtype=np.int64)
+        for j, f in enumerate(self.statics):
+            col = statics[:, j]
+            miss = np.isnan(col)
+            c = np.full(len(col), f.missing_class, dtype=np.int64)
+            if f.kind == "numeric":
+                z = f.scale.encode(col[~miss])
+                c[~miss] = np.clip(
+                    np.searchsorted(f.edges, z, side="right") - 1, 0, len(f.edges) - 2
+                )
+            elif f.kind == "binary":
+                c[~miss] = (col[~miss] > 0.5).astype(np.int64)
+            else:
+                c[~miss] = np.clip(np.round(col[~miss]), 0, f.n_classes - 2).astype(np.int64)
+            codes[:, j] = c
+        return codes
+
+    def decode_statics(self, codes: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        """Class codes → cohort coding; numeric values drawn uniformly within their bin."""
+        out = np.full(codes.shape, np.nan, dtype=np.float64)
+        for j, f in enumerate(self.statics):
+            c = codes[:, j]
+            present = c != f.missing_class
+            if f.kind == "numeric":
+                lo, hi = f.edges[c[present]], f.edges[c[present] + 1]
+                z = lo + (hi - lo) * rng.random(int(present.sum()))
+                out[present, j] = f.scale.decode(z)
+            else:
+                out[present, j] = c[present]
+        return out
+
+    def static_condition(self, codes: np.ndarray) -> np.ndarray:
+        """Codes ``[N,S]`` → the smooth conditioning vector ``[N, sum(cond_width)]``.
+
+        Numeric: (bin-centre z, missing); binary: (±1, missing); categorical: one-hot incl. missing.
+        """
+        cols = []
+        for j, f in enumerate(self.statics):
+            c = codes[:, j]
+            miss = (c == f.missing_class).astype(np.float32)
+            if f.kind == "categorical":
+                cols.append(np.eye(f.n_classes, dtype=np.float32)[c])
+            elif f.kind == "binary":
+                val = np.where(miss > 0, 0.0, 2.0 * c - 1.0).astype(np.float32)
+                cols.append(np.stack([val, miss], axis=1))
+            else:
+                mids = (f.edges[:-1] + f.edges[1:]) / 2
+                val = np.where(miss > 0, 0.0, mids[np.minimum(c, len(mids) - 1)])
+                cols.append(np.stack([val.astype(np.float32) / 3.0, miss], axis=1))
+        return np.concatenate(cols, axis=1).astype(np.float32)
+
+    @property
+    def cond_width(self) -> int:
+        return sum(f.cond_width for f in self.statics)
+
+    def cond_offsets(self) -> list[int]:
+        """Start of each static field in the conditioning vector (for the autoregressive heads)."""
+        offsets, pos = [], 0
+        for f in self.statics:
+            offsets.append(pos)
+            pos += f.cond_width
+        return offsets

@@ -1,0 +1,314 @@
+"""``SequenceSynthesizer``: the estimator-style entry point (fit a cohort, sample synthetic ones).
+
+Parameters are validated up front with plain-language errors. Same cohort + parameters + seed give
+byte-identical samples: torch/numpy are seeded from ``seed``, opacus' Poisson sampler and noise
+use their own seeded generators, and sampling uses a generator seeded from the sample seed.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+import warnings
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from clinsynth.cohort import Cohort
+from clinsynth.errors import ClinsynthError
+from clinsynth.generator.encoding import Encoding
+from clinsynth.generator.features import teacher_forced_features
+from clinsynth.generator.model import ModelConfig, StayModel
+from clinsynth.generator.sampling import sample_raw, to_cohort
+from clinsynth.generator.training import ProgressFn, TrainingConfig, TrainingResult, train
+from clinsynth.grid import to_grid
+from clinsynth.io import atomic_path
+from clinsynth.schema import Schema, load_schema, parse_schema
+
+FORMAT_VERSION = 1
+DEFAULTS = {
+    "epsilon": 4.0,
+    "epochs": 40,
+    "batch_size": 500,
+    "learning_rate": 3e-3,
+    "max_grad_norm": 1.0,
+    "hidden": 64,
+    "n_blocks": 4,
+    "n_mix": 3,
+}
+
+
+class SequenceSynthesizer:
+    """DP generative model of whole ICU stays (statics, outcome, measured series) for one schema.
+
+    ``delta`` defaults to 1/(10·N) for N training patients: well below 1/N, the level at which a
+    mechanism could leak one whole record with non-negligible probability. ``dp=False`` trains
+    without privacy (only for experiments; recorded as ε = ∞).
+    """
+
+    def __init__(
+        self,
+        schema: Schema | str | Path,
+        epsilon: float = DEFAULTS["epsilon"],
+        delta: float | None = None,
+        epochs: int = DEFAULTS["epochs"],
+        batch_size: int = DEFAULTS["batch_size"],
+        learning_rate: float = DEFAULTS["learning_rate"],
+        max_grad_norm: float = DEFAULTS["max_grad_norm"],
+        hidden: int = DEFAULTS["hidden"],
+        n_blocks: int = DEFAULTS["n_blocks"],
+        n_mix: int = DEFAULTS["n_mix"],
+        seed: int = 0,
+        dp: bool = True,
+        device: str | None = None,
+        accountant: str = "prv",
+    ) -> None:
+        self.schema = schema if isinstance(schema, Schema) else load_schema(schema)
+        self.epsilon = _positive_float("epsilon", epsilon)
+        if delta is not None and not (isinstance(delta, int | float) and 0 < delta < 1):
+            raise ClinsynthError(
+                f"delta must be in (0, 1), got {delta!r}; leave it unset for 1/(10·N)."
+            )
+        self.delta = delta
+        self.epochs = _positive_int("epochs", epochs)
+        self.batch_size = _positive_int("batch_size", batch_size)
+        self.learning_rate = _positive_float("learning_rate", learning_rate)
+        self.max_grad_norm = _positive_float("max_grad_norm", max_grad_norm)
+        self.model_config = ModelConfig(
+            hidden=_positive_int("hidden", hidden),
+            n_blocks=_positive_int("n_blocks", n_blocks),
+            n_mix=_positive_int("n_mix", n_mix),
+        )
+        if not isinstance(seed, int | np.integer) or isinstance(seed, bool):
+            raise ClinsynthError(f"seed must be an integer, got {seed!r}.")
+        self.seed = int(seed)
+        self.dp = bool(dp)
+        if accountant not in ("prv", "rdp"):
+            raise ClinsynthError(f"accountant must be 'prv' or 'rdp', got {accountant!r}.")
+        self.accountant = accountant
+        self.device = _resolve_device(device)
+        self.encoding = Encoding.from_schema(self.schema)
+        self.model_: StayModel | None = None
+        self.training_: TrainingResult | None = None
+        self.n_train_: int | None = None
+        self.fit_seconds_: float | None = None
+
+    # ---------------------------------------------------------------- parameters
+    def get_params(self) -> dict[str, Any]:
+        return {
+            "schema": self.schema.name,
+            "epsilon": self.epsilon,
+            "delta": self.delta,
+            "epochs": self.epochs,
+            "batch_size": self.batch_size,
+            "learning_rate": self.learning_rate,
+            "max_grad_norm": self.max_grad_norm,
+            **self.model_config.to_dict(),
+            "seed": self.seed,
+            "dp": self.dp,
+            "accountant": self.accountant,
+        }
+
+    # ---------------------------------------------------------------- fitting
+    def fit(self, cohort: Cohort, progress: ProgressFn | None = None) -> SequenceSynthesizer:
+        """Train on ``cohort`` (the real training members only) under DP-SGD."""
+        if cohort.schema.fingerprint() != self.schema.fingerprint():
+            raise ClinsynthError(
+                f"The cohort uses schema '{cohort.schema.name}' but the synthesizer was built for "
+                f"'{self.schema.name}' (or a different version of it); use the same schema for both."
+            )
+        n = cohort.n_patients
+        if n < 2:
+            raise ClinsynthError(f"Cannot train on {n} patient(s); the cohort needs at least 2.")
+        if not self.dp:
+            warnings.warn(
+                "Training WITHOUT differential privacy: the model can memorise real patients. "
+                "Never share its output.",
+                stacklevel=2,
+            )
+        delta = self.delta if self.delta is not None else 1.0 / (10 * n)
+        _seed_everything(self.seed)
+        tensors = self._tensors(cohort)
+        model = StayModel(self.encoding, self.model_config).to(self.device)
+        config = TrainingConfig(
+            epochs=self.epochs,
+            batch_size=min(self.batch_size, n),
+            learning_rate=self.learning_rate,
+            max_grad_norm=self.max_grad_norm,
+            epsilon=self.epsilon,
+            delta=delta,
+            dp=self.dp,
+            accountant=self.accountant,
+            seed=self.seed,
+        )
+        start = time.perf_counter()
+        self.training_ = train(model, tensors, config, progress)
+        self.fit_seconds_ = time.perf_counter() - start
+        model.eval()
+        self.model_ = model
+        self.n_train_ = n
+        return self
+
+    def _tensors(self, cohort: Cohort) -> tuple[torch.Tensor, ...]:
+        grid = to_grid(cohort)
+        x, m = self.encoding.encode_series(grid.values)
+        x = _dequantise(x, m, self.encoding, np.random.default_rng(self.seed))
+        codes = self.encoding.encode_statics(grid.statics)
+        cond = self.encoding.static_condition(codes)
+        xt, mt = torch.from_numpy(x), torch.from_numpy(m)
+        scale, shift = (torch.tensor(v) for v in self.encoding.input_maps())
+        per_var, glob = teacher_forced_features(xt, mt, scale, shift)
+        tensors = (per_var, glob, torch.from_numpy(cond), torch.from_numpy(codes), xt, mt)
+        return tuple(t.to(self.device) for t in tensors)
+
+    # ---------------------------------------------------------------- sampling
+    def sample(self, n: int, seed: int | None = None) -> Cohort:
+        """``n`` synthetic stays with fresh IDs (S00001...), as a :class:`Cohort` in schema units."""
+        model = self._fitted()
+        n = _positive_int("n", n)
+        seed = self.seed if seed is None else seed
+        if not isinstance(seed, int | np.integer):
+            raise ClinsynthError(f"seed must be an integer, got {seed!r}.")
+        raw = sample_raw(model, self.encoding, n, int(seed))
+        provenance = {
+            "synthetic": True,
+            "generator": "clinsynth.SequenceSynthesizer",
+            "sample_seed": int(seed),
+            "n_patients": n,
+            "privacy": self.privacy_report(),
+        }
+        return to_cohort(raw, self.encoding, self.schema, int(seed), provenance)
+
+    # ---------------------------------------------------------------- reporting
+    def privacy_report(self) -> dict[str, Any]:
+        """(ε, δ) achieved and everything needed to re-derive it, plus the public/DP split."""
+        result = self._fitted_result()
+        return {
+            "dp": self.dp,
+            "epsilon": result.epsilon if self.dp else math.inf,
+            "target_epsilon": self.epsilon if self.dp else math.inf,
+            "delta": result.delta,
+            "accountant": self.accountant if self.dp else None,
+            "noise_multiplier": result.noise_multiplier,
+            "max_grad_norm": self.max_grad_norm if self.dp else None,
+            "sample_rate": result.sample_rate,
+            "expected_batch_size": result.sample_rate * (self.n_train_ or 0),
+            "epochs": result.epochs,
+            "steps": result.steps,
+            "n_train": self.n_train_,
+            "unit": "patient (whole stay)",
+            "public": [
+                "schema: variable list, types, categories, transforms, normal ranges and hard "
+                "limits (scaling, static bins, clipping), precision, grid step and horizon",
+                "number of training patients N (sets delta = 1/(10 N) by default)",
+                "architecture and training hyper-parameters (chosen without looking at the data)",
+            ],
+            "dp_sgd": [
+                "everything the model learns: measurement rates and patterns, value "
+                "distributions and dynamics, static distributions, missingness, outcome rate",
+            ],
+        }
+
+    def _fitted(self) -> StayModel:
+        if self.model_ is None:
+            raise ClinsynthError("This synthesizer is not trained yet: call fit(cohort) first.")
+        return self.model_
+
+    def _fitted_result(self) -> TrainingResult:
+        self._fitted()
+        assert self.training_ is not None
+        return self.training_
+
+    # ---------------------------------------------------------------- persistence
+    def save(self, path: str | Path) -> Path:
+        """One file: plain dict of parameters, schema, accounting and the weights."""
+        model = self._fitted()
+        state = {k.removeprefix("_module."): v.cpu() for k, v in model.state_dict().items()}
+        result = self._fitted_result()
+        payload = {
+            "format_version": FORMAT_VERSION,
+            "params": {k: v for k, v in self.get_params().items() if k != "schema"},
+            "schema": self.schema.model_dump(mode="json"),
+            "training": {**result.to_dict(), "losses": result.losses},
+            "n_train": self.n_train_,
+            "fit_seconds": self.fit_seconds_,
+            "state_dict": state,
+        }
+        path = Path(path)
+        with atomic_path(path) as tmp:
+            torch.save(payload, tmp)
+        return path
+
+    @classmethod
+    def load(cls, path: str | Path, device: str | None = None) -> SequenceSynthesizer:
+        path = Path(path)
+        if not path.is_file():
+            raise ClinsynthError(f"Model file {path} does not exist.")
+        try:
+            payload = torch.load(path, map_location="cpu", weights_only=True)
+        except Exception as exc:
+            raise ClinsynthError(f"{path} is not a clinsynth model file ({exc}).") from None
+        if not isinstance(payload, dict) or payload.get("format_version") != FORMAT_VERSION:
+            raise ClinsynthError(f"{path} is not a clinsynth model file of a supported version.")
+        params = dict(payload["params"])
+        params["delta"] = params.get("delta")
+        schema = parse_schema(payload["schema"], str(path))
+        synth = cls(schema, device=device, **params)
+        model = StayModel(synth.encoding, synth.model_config)
+        model.load_state_dict(payload["state_dict"])
+        synth.model_ = model.to(synth.device).eval()
+        tr = payload["training"]
+        synth.training_ = TrainingResult(
+            epsilon=tr["epsilon"],
+            delta=tr["delta"],
+            noise_multiplier=tr["noise_multiplier"],
+            sample_rate=tr["sample_rate"],
+            steps=tr["steps"],
+            epochs=tr["epochs"],
+            losses=list(tr["losses"]),
+        )
+        synth.n_train_ = payload["n_train"]
+        synth.fit_seconds_ = payload["fit_seconds"]
+        return synth
+
+
+def _dequantise(
+    x: np.ndarray, m: np.ndarray, encoding: Encoding, rng: np.random.Generator
+) -> np.ndarray:
+    """Spread integer-valued variables (GCS) over their unit interval so densities stay finite."""
+    out = x.copy()
+    for i, var in enumerate(encoding.variables):
+        if var.kind == "gauss" and var.scale.decimals == 0 and var.scale.transform == "none":
+            jitter = (rng.random(x.shape[:2]) - 0.5) / var.scale.half
+            out[..., i] = np.where(m[..., i] > 0, x[..., i] + jitter, x[..., i])
+    return out.astype(np.float32)
+
+
+def _seed_everything(seed: int) -> None:
+    torch.manual_seed(seed)
+    np.random.seed(seed % (2**32))
+
+
+def _resolve_device(device: str | None) -> torch.device:
+    if device in (None, "auto"):
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        return torch.device(device)
+    except RuntimeError as exc:
+        raise ClinsynthError(f"Unknown device {device!r}: {exc}") from None
+
+
+def _positive_int(name: str, value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, int | np.integer) or value <= 0:
+        raise ClinsynthError(f"{name} must be a positive integer, got {value!r}.")
+    return int(value)
+
+
+def _positive_float(name: str, value: Any) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float) or not value > 0:
+        raise ClinsynthError(f"{name} must be a positive number, got {value!r}.")
+    if math.isinf(value) and name == "epsilon":
+        raise ClinsynthError("epsilon must be finite; to train without privacy use dp=False.")
+    return float(value)

@@ -1,0 +1,134 @@
+"""DP-SGD training of a :class:`StayModel` with opacus (per-patient clipping, Poisson sampling).
+
+One patient is one training example: its whole stay (statics, outcome, series) contributes one
+loss term, so per-sample clipping bounds each patient's influence and the accountant's (ε, δ) is
+patient-level. The noise multiplier is solved by opacus for the target ε given δ, the sampling rate
+and the number of epochs; the achieved ε is read back from the same accountant afterwards.
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import torch
+from torch.utils.data import DataLoader, TensorDataset
+
+from clinsynth.generator.model import StayModel
+
+ProgressFn = Callable[[int, int, float, float | None], None]
+"""``progress(epoch_done, n_epochs, mean_loss, epsilon_spent_or_None)``."""
+
+
+@dataclass(frozen=True)
+class TrainingConfig:
+    epochs: int
+    batch_size: int
+    learning_rate: float
+    max_grad_norm: float
+    epsilon: float
+    delta: float
+    dp: bool = True
+    accountant: str = "prv"
+    seed: int = 0
+
+
+@dataclass
+class TrainingResult:
+    """Privacy accounting and loss curve of one training run (goes into the manifest)."""
+
+    epsilon: float
+    delta: float
+    noise_multiplier: float | None
+    sample_rate: float
+    steps: int
+    epochs: int
+    losses: list[float]
+
+    def to_dict(self) -> dict:
+        return {
+            "epsilon": self.epsilon,
+            "delta": self.delta,
+            "noise_multiplier": self.noise_multiplier,
+            "sample_rate": self.sample_rate,
+            "steps": self.steps,
+            "epochs": self.epochs,
+            "final_loss": self.losses[-1] if self.losses else None,
+        }
+
+
+def train(
+    model: StayModel,
+    tensors: tuple[torch.Tensor, ...],
+    config: TrainingConfig,
+    progress: ProgressFn | None = None,
+) -> TrainingResult:
+    """Fit ``model`` on the per-patient ``tensors`` (first dim = patients); returns the account."""
+    data_gen = torch.Generator().manual_seed(config.seed)
+    noise_gen = torch.Generator(device=tensors[0].device).manual_seed(config.seed + 1)
+    loader = DataLoader(
+        TensorDataset(*tensors), batch_size=config.batch_size, shuffle=True, generator=data_gen
+    )
+    optimizer = torch.optim.Adam(model.parameters(), lr=config.learning_rate)
+    engine = None
+    if config.dp:
+        from opacus import PrivacyEngine
+
+        engine = PrivacyEngine(accountant=config.accountant)
+        with warnings.catch_warnings():  # opacus warns about secure RNG; seeded on purpose
+            warnings.simplefilter("ignore")
+            model, optimizer, loader = engine.make_private_with_epsilon(
+                module=model,
+                optimizer=optimizer,
+                data_loader=loader,
+                target_epsilon=config.epsilon,
+                target_delta=config.delta,
+                epochs=config.epochs,
+                max_grad_norm=config.max_grad_norm,
+                poisson_sampling=True,
+                noise_generator=noise_gen,
+            )
+    steps_per_epoch = len(loader)
+    total = config.epochs * steps_per_epoch
+    scheduler = torch.optim.lr_scheduler.LambdaLR(
+        optimizer, lambda s: 0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * min(s / total, 1.0)))
+    )
+    losses: list[float] = []
+    model.train()
+    for epoch in range(config.epochs):
+        epoch_loss, seen = 0.0, 0
+        for batch in loader:
+            if batch[0].shape[0] == 0:  # Poisson sampling can draw an empty batch
+                scheduler.step()
+                continue
+            optimizer.zero_grad(set_to_none=True)
+            per_patient = model(*batch)
+            per_patient.mean().backward()
+            optimizer.step()
+            scheduler.step()
+            epoch_loss += float(per_patient.detach().sum())
+            seen += batch[0].shape[0]
+        losses.append(epoch_loss / max(seen, 1))
+        if progress is not None:
+            eps = _spent(engine, config) if engine is not None else None
+            progress(epoch + 1, config.epochs, losses[-1], eps)
+
+    if engine is None:
+        return TrainingResult(
+            math.inf, 0.0, None, 1.0 / steps_per_epoch, total, config.epochs, losses
+        )
+    return TrainingResult(
+        epsilon=_spent(engine, config),
+        delta=config.delta,
+        noise_multiplier=float(optimizer.noise_multiplier),
+        sample_rate=1.0 / steps_per_epoch,
+        steps=total,
+        epochs=config.epochs,
+        losses=losses,
+    )
+
+
+def _spent(engine, config: TrainingConfig) -> float:
+    return float(engine.accountant.get_epsilon(delta=config.delta))

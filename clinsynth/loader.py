@@ -1,0 +1,317 @@
+"""Load a real (or synthetic) cohort file into a validated ``Cohort``.
+
+The loader reads long or wide CSV(.gz) in the schema's layout, converts times to hours since the
+stay's start, cleans values rule by rule (every change counted in the ``CleaningReport``), and
+enforces the 500..2,000 patient window. Rules, in order (details in the ``clinsynth.loading``
+modules):
+
+- rows without a patient id are dropped (``missing_id``);
+- times that cannot be parsed or are negative: when more than 5% of rows are affected the file is
+  refused (the schema's time format is probably wrong), otherwise those rows are dropped
+  (``bad_time``);
+- ``layout.ignore_variables`` rows/columns are dropped silently; other names the schema does not
+  know are dropped, counted (``unknown_variable``) and listed in a note. We drop rather than refuse
+  because exports from clinical systems carry administrative columns;
+- values: sentinels, non-numbers, disallowed codes and values outside hard limits become missing
+  (see ``clinsynth.loading.values``); a continuous/integer variable with *no* numeric value at all
+  is refused (a wrong column mapping, not a few typos);
+- statics: first non-missing value per patient, disagreements counted (``static_conflict``);
+- duplicate (patient, time, variable) observations: mean for continuous, last for the rest
+  (``duplicate_collapsed``);
+- patients with no observations left are dropped (``no_observations``);
+- observations beyond the grid horizon are kept (the grid ignores them) and counted in a note.
+"""
+
+from __future__ import annotations
+
+import difflib
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from clinsynth.cohort import CleaningReport, Cohort
+from clinsynth.errors import ClinsynthError
+from clinsynth.io import sha256_file
+from clinsynth.loading.duplicates import collapse_duplicates
+from clinsynth.loading.outcomes import find_outcomes_file, read_outcomes
+from clinsynth.loading.progress import stages
+from clinsynth.loading.read import check_columns, read_table
+from clinsynth.loading.reshape import to_raw
+from clinsynth.loading.statics import first_values, static_row_mask
+from clinsynth.loading.times import parse_times
+from clinsynth.loading.values import ValueProblems, clean_values
+from clinsynth.loading.window import check_subsample, check_window, subsample_ids
+from clinsynth.schema import Schema, VariableType, load_schema
+
+BAD_TIME_REFUSE_FRACTION = 0.05
+_TIME_HELP = {
+    "hours": "a number of hours since the stay's start, e.g. 12.5",
+    "minutes": "a number of minutes since the stay's start, e.g. 750",
+    "hhmm": "HH:MM since the stay's start, e.g. 36:15",
+    "timestamp": "a date and time, e.g. 2101-03-04 12:30:00",
+}
+
+
+def expected_columns(schema: Schema) -> list[str]:
+    """The header a file in ``schema``'s layout must have (wide: every field is a column)."""
+    layout = schema.layout
+    if layout.format == "long":
+        return [layout.id_column, layout.time_column, layout.variable_column, layout.value_column]
+    outcomes = [] if layout.outcomes_file else schema.outcome_names
+    names = [*schema.static_names, *outcomes, *schema.variable_names]
+    return [layout.id_column, layout.time_column, *dict.fromkeys(names)]
+
+
+def _drop_bad_times(raw: pd.DataFrame, schema: Schema, path: Path, report: CleaningReport):
+    hours, used = parse_times(raw["time"], schema.layout.time_format, raw["patient_id"])
+    if used != schema.layout.time_format:
+        report.notes.append(
+            f"The {schema.layout.time_format} time column holds plain numbers: read as hours "
+            "since the stay's start (how clinsynth writes such cohorts; it never invents dates)."
+        )
+    bad = np.isnan(hours) | (hours < 0)
+    n_bad = int(bad.sum())
+    if n_bad > BAD_TIME_REFUSE_FRACTION * len(raw):
+        lines = ", ".join(str(x) for x in raw["line"].to_numpy()[bad][:5])
+        raise ClinsynthError(
+            f"Data file {path}: {n_bad:,} of {len(raw):,} rows ({n_bad / len(raw):.0%}) have a "
+            f"time in column '{schema.layout.time_column}' that is missing, negative or not "
+            f"{_TIME_HELP[schema.layout.time_format]} (first at lines {lines}). That is too many "
+            "to drop: check the schema's layout.time_format and time_column."
+        )
+    report.add("bad_time", "*", n_bad)
+    raw = raw.loc[~bad].drop(columns="time")
+    raw["hours"] = hours[~bad]
+    return raw
+
+
+def _known_rows(
+    raw: pd.DataFrame, schema: Schema, known: set[str], report: CleaningReport
+) -> np.ndarray:
+    """Mask of rows to keep: ignored names dropped silently, unknown names counted and listed."""
+    names = raw["variable"].fillna("(empty)")
+    ignored = names.isin(schema.layout.ignore_variables)
+    unknown = ~names.isin(known) & ~ignored
+    if unknown.any():
+        counts = names[unknown].value_counts()
+        for name, n in counts.items():
+            report.add("unknown_variable", str(name), int(n))
+        listed = []
+        for name in counts.index[:20]:
+            close = difflib.get_close_matches(str(name), sorted(known), n=1, cutoff=0.75)
+            listed.append(f"{name} (did you mean {close[0]}?)" if close else str(name))
+        more = f" and {len(counts) - 20} more" if len(counts) > 20 else ""
+        report.notes.append(
+            f"Dropped {int(unknown.sum()):,} values of names the schema does not know: "
+            f"{', '.join(listed)}{more}. Add them to the schema (or to "
+            "layout.ignore_variables) if they matter."
+        )
+    return (~ignored & ~unknown).to_numpy()
+
+
+def _clean_all_values(
+    raw: pd.DataFrame, is_static: np.ndarray, schema: Schema, path: Path, report: CleaningReport
+) -> np.ndarray:
+    values = np.full(len(raw), np.nan)
+    lines = raw["line"].to_numpy()
+    groups = pd.DataFrame({"v": raw["variable"].to_numpy(), "s": is_static}).groupby(
+        ["v", "s"], sort=True
+    )
+    problems: dict[str, ValueProblems] = {}
+    for (name, static), index in groups.indices.items():
+        field = schema.field(name) if static else schema.variable(name)
+        vals, found = clean_values(
+            raw["value"].iloc[index], field, schema.layout.missing_sentinels, report, lines[index]
+        )
+        values[index] = vals
+        if found.present:
+            seen = problems.setdefault(name, ValueProblems())
+            seen.present += found.present
+            seen.non_numeric += found.non_numeric
+            if found.first_non_numeric_line is not None:
+                first = seen.first_non_numeric_line or found.first_non_numeric_line
+                seen.first_non_numeric_line = min(first, found.first_non_numeric_line)
+    wholly = [n for n, p in problems.items() if p.wholly_non_numeric]
+    if wholly:
+        where = (
+            f"column '{schema.layout.value_column}'"
+            if schema.layout.format == "long"
+            else "its column"
+        )
+        raise ClinsynthError(
+            f"Data file {path}: no value of {', '.join(wholly)} in {where} is a number "
+            f"(first at line {problems[wholly[0]].first_non_numeric_line}), but the schema says "
+            "it is numeric. Check the column mapping, or declare the field categorical."
+        )
+    for name, p in sorted(problems.items()):
+        if p.non_numeric:
+            report.notes.append(
+                f"{name}: dropped {p.non_numeric:,} values that are not numbers "
+                f"(first at line {p.first_non_numeric_line})."
+            )
+    return values
+
+
+def _sorted_observations(obs: pd.DataFrame) -> pd.DataFrame:
+    patient = pd.Categorical(obs["patient_id"])
+    variable = pd.Categorical(obs["variable"])
+    order = np.lexsort((variable.codes, obs["hours"].to_numpy(), patient.codes))
+    return obs.iloc[order].reset_index(drop=True)
+
+
+def _attach_outcomes(
+    statics: pd.DataFrame,
+    schema: Schema,
+    data_path: Path,
+    outcomes_path: Path | None,
+    report: CleaningReport,
+) -> tuple[pd.DataFrame, Path | None]:
+    if not (schema.layout.outcomes_file and schema.outcomes):
+        if outcomes_path is not None:
+            raise ClinsynthError(
+                f"Schema '{schema.name}' reads outcomes from the data file itself, but an "
+                f"outcomes file ({outcomes_path}) was given. Drop --outcomes, or use a schema "
+                "whose layout has outcomes_file: true."
+            )
+        return statics, None
+    if outcomes_path is None:
+        outcomes_path = find_outcomes_file(data_path)
+        if outcomes_path is None:
+            raise ClinsynthError(
+                f"Schema '{schema.name}' takes outcomes ({', '.join(schema.outcome_names)}) "
+                f"from a separate file keyed by '{schema.layout.id_column}', and none was found "
+                f"beside {data_path} (looked for outcomes.csv or Outcomes*.txt). Pass it with "
+                "--outcomes FILE."
+            )
+        report.notes.append(f"Outcomes read from {outcomes_path.name} found beside the data.")
+    outcomes_path = Path(outcomes_path)
+    outcomes = read_outcomes(outcomes_path, schema, report)
+    unmatched = int((~outcomes.index.isin(statics.index)).sum())
+    if unmatched:
+        report.notes.append(
+            f"Outcomes file: {unmatched:,} ids have no usable rows in the data file (ignored)."
+        )
+    statics = statics.drop(columns=schema.outcome_names).join(outcomes, how="left")
+    return statics, outcomes_path
+
+
+def _provenance(
+    schema: Schema, data_path: Path, outcomes_path: Path | None, subsample: int | None, seed: int
+) -> dict:
+    def entry(p: Path) -> dict:
+        return {"path": str(p.resolve()), "sha256": sha256_file(p)}
+
+    return {
+        "data": entry(data_path),
+        "outcomes": entry(outcomes_path) if outcomes_path else None,
+        "schema_name": schema.name,
+        "schema_fingerprint": schema.fingerprint(),
+        "subsample": subsample,
+        "subsample_seed": seed if subsample is not None else None,
+    }
+
+
+def load_cohort(
+    data_path: str | Path,
+    schema: Schema | str | Path,
+    outcomes_path: str | Path | None = None,
+    subsample: int | None = None,
+    seed: int = 0,
+    enforce_window: bool = True,
+    progress: bool = True,
+) -> Cohort:
+    """Read, clean and window a cohort file (rules in the module docstring).
+
+    ``subsample`` (500..2,000) draws that many patients with ``numpy.random.default_rng(seed)``
+    when the cleaned cohort is larger; it is recorded in ``provenance`` and a report note.
+    ``enforce_window=False`` skips the patient-count window (synthetic cohorts, tests).
+    """
+    schema = schema if isinstance(schema, Schema) else load_schema(schema)
+    data_path = Path(data_path)
+    outcomes_path = Path(outcomes_path) if outcomes_path is not None else None
+    if enforce_window:
+        check_subsample(subsample)
+    layout = schema.layout
+    report = CleaningReport()
+    with stages(progress, 6) as stage:
+        stage.next(f"reading {data_path.name}")
+        frame = read_table(data_path)
+        check_columns(frame, expected_columns(schema), data_path)
+        dual = frozenset(schema.static_names) & frozenset(schema.variable_names)
+        raw = to_raw(frame, layout, keep_empty=dual)
+        del frame
+
+        stage.next("parsing times")
+        no_id = raw["patient_id"].isna() | (raw["patient_id"] == "")
+        report.add("missing_id", "*", int(no_id.sum()))
+        raw = raw.loc[~no_id]
+        ids_in_file = raw["patient_id"].unique()
+        raw = _drop_bad_times(raw, schema, data_path, report)
+        first_hours = raw.groupby("patient_id", sort=False)["hours"].transform("min").to_numpy()
+
+        stage.next("sorting statics from observations")
+        main_outcomes = [] if layout.outcomes_file else schema.outcome_names
+        static_names = [*schema.static_names, *main_outcomes]
+        known = {*static_names, *schema.variable_names}
+        keep = _known_rows(raw, schema, known, report)
+        raw, first_hours = raw.loc[keep], first_hours[keep]
+        is_static = static_row_mask(raw, first_hours, set(static_names) - dual, set(dual))
+
+        stage.next("cleaning values")
+        values = _clean_all_values(raw, is_static, schema, data_path, report)
+        raw = raw.assign(value=values)
+        statics_raw = raw.loc[is_static, ["patient_id", "variable", "value"]]
+        obs = raw.loc[~is_static & ~np.isnan(values), ["patient_id", "hours", "variable", "value"]]
+
+        stage.next("collapsing duplicates")
+        mean_vars = {v.name for v in schema.variables if v.type is VariableType.continuous}
+        n_obs_before = len(obs)
+        obs = collapse_duplicates(obs, mean_vars, report)
+        if len(obs) < n_obs_before:
+            report.notes.append(
+                "Repeated (patient, time, variable) values were collapsed: mean for continuous "
+                "variables, last value in file order for integer/binary/categorical ones."
+            )
+
+        stage.next("checking patients")
+        with_obs = np.sort(obs["patient_id"].unique())
+        report.add("no_observations", "*", len(ids_in_file) - len(with_obs))
+        if len(with_obs) == 0:
+            top = ", ".join(f"{r} on {v}: {n:,}" for (r, v), n in report.counts.most_common(5))
+            raise ClinsynthError(
+                f"Data file {data_path}: no observations are left after cleaning "
+                f"({top or 'no rows'}). Check the schema (names, sentinels, hard limits, "
+                "time format) against the file with `clinsynth validate`."
+            )
+        statics = first_values(statics_raw, static_names, report)
+        statics = statics.reindex(pd.Index(with_obs, name="patient_id"))
+        statics = statics.reindex(columns=[*schema.static_names, *schema.outcome_names])
+        statics, outcomes_used = _attach_outcomes(statics, schema, data_path, outcomes_path, report)
+        for name in schema.outcome_names:
+            report.add("missing_outcome", name, int(statics[name].isna().sum()))
+        beyond = int((obs["hours"] > schema.grid.horizon_hours).sum())
+        if beyond:
+            report.notes.append(
+                f"{beyond:,} observations after the {schema.grid.horizon_hours:g} h grid horizon "
+                "are kept in the cohort but not used by the generator."
+            )
+        obs = _sorted_observations(obs)
+
+    n_clean = len(with_obs)
+    provenance = _provenance(schema, data_path, outcomes_used, subsample, seed)
+    provenance["n_patients"] = {"in_file": len(ids_in_file), "after_cleaning": n_clean}
+    cohort = Cohort(schema=schema, statics=statics, observations=obs, report=report)
+    if enforce_window:
+        check_window(n_clean, subsample, f"Data file {data_path}")
+    if subsample is not None and n_clean > subsample:
+        cohort = cohort.subset(subsample_ids(cohort.patient_ids, subsample, seed))
+        report.notes.append(
+            f"Subsampled {subsample:,} of {n_clean:,} patients (seed {seed}); the cleaning counts "
+            "above refer to the whole file."
+        )
+    elif subsample is not None:
+        report.notes.append(f"--subsample {subsample}: the cohort has {n_clean:,}, all kept.")
+    provenance["n_patients"]["loaded"] = cohort.n_patients
+    cohort.provenance = provenance
+    return cohort
