@@ -23,6 +23,16 @@ def sha256_file(path: str | Path, chunk: int = 1 << 20) -> str:
     return h.hexdigest()
 
 
+def _umask() -> int:
+    umask = os.umask(0)
+    os.umask(umask)
+    return umask
+
+
+def _default_file_mode() -> int:
+    return 0o666 & ~_umask()
+
+
 @contextmanager
 def atomic_path(target: str | Path) -> Iterator[Path]:
     """Yield a temporary path beside ``target``; it is renamed onto ``target`` only on success."""
@@ -31,6 +41,7 @@ def atomic_path(target: str | Path) -> Iterator[Path]:
     fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".part", dir=target.parent)
     os.close(fd)
     tmp_path = Path(tmp)
+    os.chmod(tmp_path, _default_file_mode())  # mkstemp makes 0600; results are ordinary files
     try:
         yield tmp_path
         os.replace(tmp_path, target)
@@ -63,6 +74,7 @@ def new_directory(target: str | Path, force: bool = False) -> Iterator[Path]:
         )
     target.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.partial-", dir=target.parent))
+    os.chmod(staging, 0o777 & ~_umask())  # mkdtemp makes 0700
     try:
         yield staging
         if target.exists():

@@ -89,7 +89,6 @@ class _Patients:
     slope: np.ndarray
     death: np.ndarray
     stay_end: np.ndarray
-    death_ramp_start: np.ndarray
     clock0: np.ndarray
     art: np.ndarray
     vent_start: np.ndarray
@@ -173,7 +172,6 @@ def _draw_patients(rng: np.random.Generator, n: int) -> _Patients:
         slope=slope,
         death=death.astype(float),
         stay_end=stay_end,
-        death_ramp_start=death_ramp_start,
         clock0=rng.uniform(0, 24, n),
         art=art,
         vent_start=vent_start,
@@ -323,7 +321,13 @@ class _Recorder:
         self.schema, self.rng = schema, rng
         self.parts: list[pd.DataFrame] = []
 
-    def add(self, name: str, times: np.ndarray, values: np.ndarray, prob=1.0) -> None:
+    def add(
+        self,
+        name: str,
+        times: np.ndarray,
+        values: np.ndarray | float,
+        prob: float | np.ndarray = 1.0,
+    ) -> None:
         """Record ``values`` (clipped into the variable's hard limits, rounded) where taken."""
         var = self.schema.variable(name)
         values = np.broadcast_to(values, times.shape).astype(float)
@@ -480,7 +484,9 @@ def _record_blood_gases(rec: _Recorder, p: _Patients, rng: np.random.Generator) 
     rec.add("Lactate", times, np.clip(lactate, 0.3, 25), 0.2)
 
 
-def _statics_frame(schema: Schema, p: _Patients, ids: list[str], rng: np.random.Generator):
+def _statics_frame(
+    schema: Schema, p: _Patients, ids: list[str], rng: np.random.Generator
+) -> pd.DataFrame:
     """Statics + outcome table in cohort coding (categorical = index), with realistic gaps."""
     n = p.n
     height = np.where(rng.random(n) < 0.45, np.nan, np.round(p.height, 1))
@@ -571,6 +577,8 @@ def _artefacts(rows: pd.DataFrame, n_patients: int, seed: int) -> tuple[pd.DataF
             taken.add((pid, hours, variable))
             extra.append({"patient_id": pid, "hours": hours, "variable": variable, "value": value})
             made += 1
+        counts[kind] = made  # a tiny cohort may offer fewer free slots than asked for
+    counts["duplicate"] = min(counts["duplicate"], len(series))
     dup = series.iloc[np.sort(rng.choice(len(series), counts["duplicate"], replace=False))]
     glitches = pd.concat([pd.DataFrame(extra, columns=OBS_COLUMNS), dup], ignore_index=True)
     return glitches, counts

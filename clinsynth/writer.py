@@ -161,7 +161,7 @@ def _write_csv(frame: pd.DataFrame, target: Path) -> None:
             # mtime=0: the same cohort always gives the same bytes (reproducible hashes)
             with (
                 open(tmp, "wb") as raw,
-                gzip.GzipFile(filename="", fileobj=raw, mode="wb", mtime=0) as gz,
+                gzip.GzipFile(filename="", fileobj=raw, mode="wb", compresslevel=6, mtime=0) as gz,
             ):
                 gz.write(frame.to_csv(index=False).encode())
         else:

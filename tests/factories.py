@@ -121,7 +121,9 @@ def many_patients_file(path: Path, n: int, seed: int = 0) -> Path:
     ids = np.repeat([f"p{i:05d}" for i in range(n)], 4)
     kinds = np.tile(["Age", "Death", "HR", "HR"], n)
     times = np.tile([0.0, 0.0, 1.0, 2.0], n)
-    values = np.where(kinds == "Age", 60, np.where(kinds == "Death", rng.integers(0, 2, ids.size), 80))
+    values = np.where(
+        kinds == "Age", 60, np.where(kinds == "Death", rng.integers(0, 2, ids.size), 80)
+    )
     frame = pd.DataFrame({"pid": ids, "t": times, "var": kinds, "val": values})
     frame.to_csv(path, index=False)
     return path

@@ -205,7 +205,11 @@ def test_static_conflicts_keep_the_first_value_and_are_counted(tmp_path):
         ("hours", ["0", "1.5", "30"], [0.0, 1.5, 30.0]),
         ("minutes", ["0", "90", "1800"], [0.0, 1.5, 30.0]),
         ("hhmm", ["00:00", "01:30", "30:00"], [0.0, 1.5, 30.0]),
-        ("timestamp", ["2101-03-04 22:00", "2101-03-04T23:30:00", "2101-03-06 04:00"], [0, 1.5, 30]),
+        (
+            "timestamp",
+            ["2101-03-04 22:00", "2101-03-04T23:30:00", "2101-03-06 04:00"],
+            [0, 1.5, 30],
+        ),
     ],
 )
 def test_time_formats_become_hours_since_the_stay_start(tmp_path, time_format, times, hours):
@@ -228,9 +232,11 @@ def test_timestamps_leave_no_date_anywhere(tmp_path):
     cohort = load(write_long_rows(tmp_path / "c.csv", rows), make_schema(time_format="timestamp"))
     assert obs_of(cohort, "a", "HR") == [(7 / 60, 80.0), (3.0, 81.0)]
     assert cohort.observations.groupby("patient_id").hours.min().tolist() == [7 / 60, 0.0]
-    dumped = json.dumps(
-        {"report": cohort.report.to_dict(), "prov": cohort.provenance}, default=str
-    ) + cohort.observations.to_csv() + cohort.statics.to_csv()
+    dumped = (
+        json.dumps({"report": cohort.report.to_dict(), "prov": cohort.provenance}, default=str)
+        + cohort.observations.to_csv()
+        + cohort.statics.to_csv()
+    )
     assert not re.search(r"21(01|33)|\d\d:\d\d:\d\d", dumped)
     assert all(
         not pd.api.types.is_datetime64_any_dtype(t)
@@ -239,7 +245,10 @@ def test_timestamps_leave_no_date_anywhere(tmp_path):
 
 
 def test_wide_file_loads_like_its_long_twin(tmp_path):
-    columns = "pid t Age Sex Unit Weight Death HR SBP Temp GCS Vent Extra".split()
+    columns = [
+        *["pid", "t", "Age", "Sex", "Unit", "Weight", "Death"],
+        *["HR", "SBP", "Temp", "GCS", "Vent", "Extra"],
+    ]
     rows = [
         ["a", "0", "70", "1", "CCU", "80.5", "0", "", "", "", "", "", "x"],
         ["a", "1.5", "70", "", "CCU", "", "0", "88", "", "", "15", "", ""],

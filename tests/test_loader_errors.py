@@ -35,7 +35,7 @@ def test_empty_file(tmp_path):
 
 def test_header_only(tmp_path):
     (tmp_path / "h.csv").write_text("pid,t,var,val\n")
-    with pytest.raises(ClinsynthError, match="has a header .* but no data rows"):
+    with pytest.raises(ClinsynthError, match=r"has a header .* but no data rows"):
         load(tmp_path / "h.csv")
 
 
@@ -48,7 +48,7 @@ def test_binary_file_is_not_csv(tmp_path):
 def test_spreadsheet_is_not_csv(tmp_path):
     with zipfile.ZipFile(tmp_path / "sheet.xlsx", "w") as z:
         z.writestr("xl/workbook.xml", "<workbook/>")
-    with pytest.raises(ClinsynthError, match="spreadsheet .* save the sheet as CSV"):
+    with pytest.raises(ClinsynthError, match=r"spreadsheet .* save the sheet as CSV"):
         load(tmp_path / "sheet.xlsx")
 
 
@@ -97,7 +97,9 @@ def test_wide_file_missing_a_variable_column(tmp_path):
 def test_outcomes_file_missing_its_column(tmp_path):
     data = write_long_rows(tmp_path / "c.csv", [("a", "1", "HR", "80")])
     pd.DataFrame({"pid": ["a"], "death": [1]}).to_csv(tmp_path / "o.csv", index=False)
-    with pytest.raises(ClinsynthError, match=r"Outcomes file .*o\.csv lacks the column\(s\) 'Death'"):
+    with pytest.raises(
+        ClinsynthError, match=r"Outcomes file .*o\.csv lacks the column\(s\) 'Death'"
+    ):
         load(data, make_schema(outcomes_file=True), outcomes_path=tmp_path / "o.csv")
 
 

@@ -30,7 +30,7 @@ def test_500_and_2000_patients_are_accepted(files):
 
 
 def test_2001_patients_need_a_subsample(files):
-    with pytest.raises(CohortRefused, match="2,001 patients .* Pass --subsample 2000"):
+    with pytest.raises(CohortRefused, match=r"2,001 patients .* Pass --subsample 2000"):
         load(files[2001])
 
 

@@ -99,9 +99,9 @@ def test_blinded_pack_pages_key_and_forms(run: Path, monkeypatch: pytest.MonkeyP
 
 
 def test_same_seed_same_pack_other_seed_other_order(run: Path, tmp_path: Path) -> None:
-    a = make_review_pack(run, n=4, include_real=2, seed=5, out_dir=tmp_path / "a", progress=False)
-    b = make_review_pack(run, n=4, include_real=2, seed=5, out_dir=tmp_path / "b", progress=False)
-    c = make_review_pack(run, n=4, include_real=2, seed=6, out_dir=tmp_path / "c", progress=False)
+    a = make_review_pack(run, n=3, include_real=1, seed=5, out_dir=tmp_path / "a", progress=False)
+    b = make_review_pack(run, n=3, include_real=1, seed=5, out_dir=tmp_path / "b", progress=False)
+    c = make_review_pack(run, n=3, include_real=1, seed=6, out_dir=tmp_path / "c", progress=False)
     assert a.key == tmp_path / "a_key.csv"
     assert a.key.read_text() == b.key.read_text()
     assert a.pdf.read_bytes() == b.pdf.read_bytes()
@@ -162,7 +162,7 @@ def test_score_filled_blinded_form(run: Path) -> None:
 
 
 def test_score_xlsx_perfect_reviewer(run: Path) -> None:
-    pack = make_review_pack(run, n=16, include_real=8, seed=4, progress=False)
+    pack = make_review_pack(run, n=6, include_real=3, seed=4, progress=False)
     key = read_key(pack.key)
     wb = load_workbook(pack.directory / "review_form.xlsx")
     ws = wb["review"]

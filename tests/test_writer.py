@@ -84,7 +84,8 @@ def test_long_text_follows_the_schema(tmp_path):
         Cohort(schema, statics, obs), tmp_path, main_name="c.csv.gz", outcomes_name="o.csv"
     )
     assert [f.name for f in files] == ["c.csv.gz", "o.csv"]
-    lines = gzip.open(files[0], "rt").read().splitlines()
+    with gzip.open(files[0], "rt") as fh:
+        lines = fh.read().splitlines()
     assert lines == [
         "pid,t,var,val",
         "x,00:00,Age,70",
@@ -111,6 +112,11 @@ def test_writes_are_atomic_no_partial_files_left(tmp_path):
 
 
 def test_number_and_time_formatting():
-    assert list(format_numbers(np.array([73.0, 92.33, np.nan, -1.5]))) == ["73", "92.33", "", "-1.5"]
+    assert list(format_numbers(np.array([73.0, 92.33, np.nan, -1.5]))) == [
+        "73",
+        "92.33",
+        "",
+        "-1.5",
+    ]
     assert list(format_times(np.array([0.0, 67 / 60, 49.5]), "hhmm")) == ["00:00", "01:07", "49:30"]
     assert list(format_times(np.array([1.5]), "minutes")) == ["90"]

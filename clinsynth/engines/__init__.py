@@ -91,8 +91,8 @@ def load_engine(name: str, path: str | Path) -> Engine:
 
 def is_differentially_private(report: dict[str, Any]) -> bool:
     """What manifests and the export gate should trust: an explicit flag, or a finite epsilon."""
-    flag = report.get("differentially_private")
-    if flag is not None:
-        return bool(flag)
+    for key in ("differentially_private", "dp"):
+        if report.get(key) is not None:
+            return bool(report[key])
     eps = report.get("epsilon")
     return eps is not None and float(eps) != float("inf")

@@ -42,7 +42,7 @@ from __future__ import annotations
 import math
 import time
 import warnings
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -67,6 +67,9 @@ MISSING = "missing"
 DEFAULT_EPOCHS = 128  # PAR's own default; the benchmark states the epochs it actually used
 _CONTEXT_PREFIX = "c__"  # statics may share a name with a variable (PhysioNet: Weight)
 _VARIABLE_PREFIX = "v__"
+
+ProgressFn = Callable[[int, int, float, float | None], None]
+ProgressArg = ProgressFn | bool | None  # the generator's callback, or True for our own bar
 
 
 def synthetic_ids(n: int) -> list[str]:
@@ -129,6 +132,7 @@ class PARBaseline:
         seed: int = 0,
         sample_size: int = 1,
         verbose: bool = False,
+        threads: int | None = 1,
     ) -> None:
         if epochs < 1:
             raise ClinsynthError(f"PAR needs at least one training epoch (got {epochs}).")
@@ -137,6 +141,10 @@ class PARBaseline:
         self.seed = int(seed)
         self.sample_size = int(sample_size)
         self.verbose = verbose
+        # PAR's network is a 32-unit GRU: its cost is Python loops, and extra intra-op threads
+        # only add contention (17 ms per tiny matmul seen on a busy 2-core machine). None keeps
+        # torch's setting.
+        self.threads = threads
         self.ignored_options: list[str] = []  # DP-only options a registry caller passed in
         self.n_train: int | None = None
         self.fit_seconds: float | None = None
@@ -182,7 +190,7 @@ class PARBaseline:
             table[name] = encode_column(field, grid.values[:, :, k].reshape(-1))
         return pd.DataFrame(table)
 
-    def fit(self, cohort: Cohort, progress: bool | Progress | None = None) -> PARBaseline:
+    def fit(self, cohort: Cohort, progress: ProgressArg = None) -> PARBaseline:
         """Train PAR on the cohort's grid view (one full-batch optimizer step per epoch)."""
         from sdv.metadata import Metadata
         from sdv.sequential import PARSynthesizer
@@ -207,7 +215,11 @@ class PARBaseline:
                 enforce_min_max_values=True,
                 enforce_rounding=False,
             )
-            with _seeded(self.seed), _epoch_progress(progress, self.epochs):
+            with (
+                _seeded(self.seed),
+                _torch_threads(self.threads),
+                _epoch_progress(progress, self.epochs, synth),
+            ):
                 synth.fit({TABLE: table})
         self._synth = synth
         self.n_train = cohort.n_patients
@@ -223,7 +235,7 @@ class PARBaseline:
         seed = self.seed if seed is None else int(seed)
         n_steps = self.schema.grid.n_steps
         context = self._synth._context_synthesizer
-        with _quiet_sdv(), _seeded(seed):
+        with _quiet_sdv(), _seeded(seed), _torch_threads(self.threads):
             # private SDV API: without it the context copula always samples from SDV's fixed seed
             context.reset_sampling()
             context._set_random_state(seed)
@@ -279,6 +291,7 @@ class PARBaseline:
         """Same keys as the DP engine's report, stating plainly that there is no guarantee."""
         return {
             "engine": self.engine_name,
+            "dp": False,  # the key SequenceSynthesizer's report uses
             "differentially_private": False,
             "epsilon": math.inf,
             "delta": None,
@@ -340,6 +353,18 @@ def _seeded(seed: int) -> Iterator[None]:
 
 
 @contextmanager
+def _torch_threads(n: int | None) -> Iterator[None]:
+    """Run with ``n`` intra-op threads, then give the caller its own setting back."""
+    before = torch.get_num_threads()
+    if n:
+        torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
+@contextmanager
 def _quiet_sdv() -> Iterator[None]:
     """SDV/deepecho warn about things that are expected here (e.g. constant step diffs)."""
     with warnings.catch_warnings():
@@ -350,26 +375,35 @@ def _quiet_sdv() -> Iterator[None]:
 
 
 @contextmanager
-def _epoch_progress(progress: bool | Progress | None, epochs: int) -> Iterator[None]:
-    """Advance a rich bar once per epoch: PAR takes exactly one optimizer step per epoch."""
+def _epoch_progress(progress: ProgressArg, epochs: int, synth: Any) -> Iterator[None]:
+    """Report once per epoch: PAR takes exactly one (full-batch) optimizer step per epoch.
+
+    ``progress`` is the generator's callback ``(epoch_done, n_epochs, loss, epsilon=None)``, or
+    True for a rich bar of our own.
+    """
     if not progress:
         yield
         return
-    own = not isinstance(progress, Progress)
-    bar = Progress(transient=True) if own else progress
-    task = bar.add_task("PAR (SDV) training", total=epochs)
+    bar = Progress(transient=True) if progress is True else None
+    task = bar.add_task("PAR (SDV) training", total=epochs) if bar is not None else None
+    done = 0
 
     def hook(*_: Any) -> None:
-        bar.advance(task)
+        nonlocal done
+        done += 1
+        losses = getattr(getattr(synth, "_model", None), "loss_values", None)
+        loss = float(losses["Loss"].iloc[-1]) if losses is not None and len(losses) else math.nan
+        if bar is not None:
+            bar.update(task, completed=done, description=f"PAR (SDV) training, loss {loss:.3f}")
+        else:
+            progress(done, epochs, loss, None)
 
     handle = register_optimizer_step_post_hook(hook)
     try:
-        if own:
+        if bar is not None:
             with bar:
                 yield
         else:
             yield
     finally:
         handle.remove()
-        if not own:
-            bar.remove_task(task)

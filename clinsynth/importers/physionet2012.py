@@ -80,7 +80,7 @@ def _record_rows(path: Path) -> tuple[str, list[str]]:
 def _write_gzip_text(target: Path, chunks: Iterable[str]) -> None:
     with (
         open(target, "wb") as raw,
-        gzip.GzipFile(filename="", fileobj=raw, mode="wb", mtime=0) as gz,
+        gzip.GzipFile(filename="", fileobj=raw, mode="wb", compresslevel=6, mtime=0) as gz,
     ):
         for chunk in chunks:
             gz.write(chunk.encode())

@@ -90,6 +90,7 @@ def _draw_panel(
     spec: BaseField,
     obs: pd.DataFrame,
     horizon: float,
+    x_labels: bool,
 ) -> None:
     """One small multiple drawn straight in figure coordinates.
 
@@ -120,21 +121,32 @@ def _draw_panel(
         fig.add_artist(Line2D(xs, ys, transform=tf, color=LINE, lw=0.6, marker="o", ms=1.6))
         yticks = MaxNLocator(3).tick_values(lo, hi)
         yticks = yticks[(yticks >= lo) & (yticks <= hi)]
-    for t in np.linspace(0, horizon, 5):
-        fig.text(fx(t), y0 - 0.004, f"{t:g}", fontsize=5, ha="center", va="top")
+    # time gridlines in every panel (one path), hour labels only under the bottom panel of a column
+    hours = np.linspace(0, horizon, 5)
+    gx = np.repeat(fx(hours[1:-1]), 3)
+    gy = np.tile([y0, y0 + h, np.nan], len(hours) - 2)
+    fig.add_artist(Line2D(gx, gy, transform=tf, lw=0.3, color="0.6"))
+    if x_labels:
+        for t in hours:
+            fig.text(fx(t), y0 - 0.004, f"{t:g}", fontsize=5, ha="center", va="top")
+    ty = np.repeat(fy(yticks), 3)
+    tx = np.tile([x0 - 0.003, x0, np.nan], len(yticks))
+    fig.add_artist(Line2D(tx, ty, transform=tf, lw=0.5, color="0.25"))
     for v in yticks:
-        yy = float(fy(v))
-        fig.add_artist(Line2D([x0 - 0.003, x0], [yy, yy], transform=tf, lw=0.5, color="0.25"))
-        fig.text(x0 - 0.005, yy, f"{v:g}", fontsize=5, ha="right", va="center")
+        fig.text(x0 - 0.005, float(fy(v)), f"{v:g}", fontsize=5, ha="right", va="center")
     title = spec.name + (f" ({spec.unit})" if spec.unit else "")
     fig.text(x0 + w / 2, y0 + h + 0.003, title, fontsize=6, ha="center", va="bottom")
 
 
+def _n_columns(n: int) -> int:
+    return 5 if n > 20 else 4
+
+
 def _panel_rects(n: int, top: float, bottom: float) -> list[tuple[float, float, float, float]]:
     """Row-major grid of panel rectangles (x0, y0, w, h) in figure fractions."""
-    ncols = 5 if n > 20 else 4
+    ncols = _n_columns(n)
     nrows = math.ceil(n / ncols)
-    left, right, hgap, vgap = 0.07, 0.97, 0.035, 0.03
+    left, right, hgap, vgap = 0.07, 0.97, 0.035, 0.022
     w = (right - left - (ncols - 1) * hgap) / ncols
     h = (top - bottom - (nrows - 1) * vgap) / max(nrows, 4)
     return [
@@ -183,8 +195,11 @@ def draw_page(page: SheetPage, schema: Schema, blinded: bool) -> Figure:
     specs = [v for v in schema.variables if v.name in measured]
     if specs:
         by_var = dict(tuple(page.observations.groupby("variable", sort=False)))
-        for rect, spec in zip(_panel_rects(len(specs), 0.9, 0.315), specs, strict=True):
-            _draw_panel(fig, rect, spec, by_var[spec.name], horizon)
+        rects = _panel_rects(len(specs), 0.9, 0.315)
+        ncols = _n_columns(len(specs))
+        for i, (rect, spec) in enumerate(zip(rects, specs, strict=True)):
+            lowest = i + ncols >= len(specs)
+            _draw_panel(fig, rect, spec, by_var[spec.name], horizon, x_labels=lowest)
     else:
         fig.text(0.5, 0.6, "No measurements recorded.", ha="center", fontsize=10)
 
