@@ -14,6 +14,8 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+from threadpoolctl import threadpool_limits
+
 from audits.features import stay_features
 from audits.fidelity import marginal_audit
 from audits.membership import membership_audit
@@ -77,6 +79,22 @@ def run_audits(
     ``loader_report``: the synthetic file's cleaning report, when it was just read from disk, so
     values the loader had to drop still count as implausible. Same inputs + seed = same result.
     """
+    # One BLAS/OpenMP thread: on a shared 2-core machine multi-threaded kernels spin against
+    # other processes and run up to 10x slower; single-threaded they are also bit-reproducible.
+    with threadpool_limits(limits=1):
+        return _run(train, holdout, synthetic, policy, reference, seed, progress, loader_report)
+
+
+def _run(
+    train: Cohort,
+    holdout: Cohort,
+    synthetic: Cohort,
+    policy: str | Path | Policy | None,
+    reference: Cohort | None,
+    seed: int,
+    progress: Progress | None,
+    loader_report: CleaningReport | None,
+) -> AuditResult:
     pol = load_policy(policy)
     schema = _check_inputs(
         {"training": train, "held-out": holdout, "synthetic": synthetic, "reference": reference}
@@ -120,7 +138,7 @@ def run_audits(
     t0 = step(4, "temporal")
     outputs["temporal"] = temporal_audit(
         feats["train"].z, feats["synth"].z, feats["train"].summaries, feats["synth"].summaries,
-        grids["train"].variables, schema.grid.step_hours, params,
+        grids["train"].variables, schema.grid.step_hours, params, seed=seed,
     )  # fmt: skip
     timings["temporal"] = time.perf_counter() - t0
 

@@ -237,16 +237,17 @@ class Policy(_Strict):
                 measurement.name, spec.family, value, None, spec.direction, None, False,
                 measurement.details, spec.description,
             )  # fmt: skip
-        threshold = rule.threshold
+        threshold = float(rule.threshold)
         if measurement.noise is not None:
             pick = max if spec.direction == "max" else min
-            threshold = pick(threshold, measurement.noise)
+            threshold = float(pick(threshold, measurement.noise))
+        passed: bool | None
         if not measurement.applicable or value != value:  # NaN: could not be measured
             passed = None
         elif spec.direction == "max":
-            passed = value <= threshold
+            passed = bool(value <= threshold)
         else:
-            passed = value >= threshold
+            passed = bool(value >= threshold)
         return Check(
             name=measurement.name,
             family=spec.family,

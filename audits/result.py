@@ -98,7 +98,7 @@ class AuditResult:
     @property
     def passed(self) -> bool:
         """True only if every required check that could be evaluated passed."""
-        return all(c.passed is not False for c in self.checks if c.required)
+        return all(c.passed is None or bool(c.passed) for c in self.checks if c.required)
 
     @property
     def verdict(self) -> str:
@@ -106,7 +106,7 @@ class AuditResult:
 
     @property
     def failed_checks(self) -> list[Check]:
-        return [c for c in self.checks if c.passed is False]
+        return [c for c in self.checks if c.passed is not None and not c.passed]
 
     @property
     def failed_required(self) -> list[Check]:

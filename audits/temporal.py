@@ -22,6 +22,13 @@ import math
 
 import numpy as np
 
+from audits.correlation import (
+    acf_curve,
+    auto_sums,
+    bootstrap_correlation,
+    cross_sums,
+    demeaned,
+)
 from audits.features import previous_observed
 from audits.policy import Parameters
 from audits.result import FamilyOutput
@@ -32,63 +39,6 @@ ACF_LAGS = (1, 2, 4, 8)
 PLOT_LAGS = 12
 N_WINDOWS = 6
 RELEVANT_CORRELATION = 0.1
-
-
-def _demeaned(z: np.ndarray) -> np.ndarray:
-    """Each patient's values minus that patient's own mean (per variable)."""
-    mask = ~np.isnan(z)
-    count = mask.sum(axis=1, keepdims=True)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        mean = np.where(mask, z, 0.0).sum(axis=1, keepdims=True) / count
-    return z - mean
-
-
-def lagged_correlation(zc: np.ndarray, lag: int) -> tuple[np.ndarray, np.ndarray]:
-    """corr(x_v(t), x_w(t + lag)) pooled over patients and steps: ``(r[v, w], patients[v, w])``.
-
-    ``patients`` counts the patients contributing at least one pair (the conservative sample size
-    for the noise allowance).
-    """
-    n, t_len, v = zc.shape
-    a, b = (zc, zc) if lag == 0 else (zc[:, :-lag], zc[:, lag:])
-    ma, mb = ~np.isnan(a), ~np.isnan(b)
-    a0, b0 = np.where(ma, a, 0.0), np.where(mb, b, 0.0)
-    fa, fb = ma.astype(np.float64), mb.astype(np.float64)
-    per_patient = np.matmul(fa.transpose(0, 2, 1), fb)  # [n, v, w] co-observed pairs
-    patients = (per_patient > 0).sum(axis=0)
-    flat = lambda x: x.reshape(-1, v)  # noqa: E731
-    a0, b0, fa, fb = flat(a0), flat(b0), flat(fa), flat(fb)
-    cnt = fa.T @ fb
-    sx, sy = a0.T @ fb, fa.T @ b0
-    sxx, syy = (a0**2).T @ fb, fa.T @ (b0**2)
-    sxy = a0.T @ b0
-    with np.errstate(invalid="ignore", divide="ignore"):
-        num = cnt * sxy - sx * sy
-        den = np.sqrt((cnt * sxx - sx**2) * (cnt * syy - sy**2))
-        r = np.where((cnt >= 3) & (den > 1e-12), num / den, np.nan)
-    return r, patients
-
-
-def autocorrelation(zc: np.ndarray, lags: range | tuple) -> tuple[np.ndarray, np.ndarray]:
-    """``acf[lag_index, v]`` and contributing patients, within-patient, pooled."""
-    n, t_len, v = zc.shape
-    acf = np.full((len(lags), v), np.nan)
-    patients = np.zeros((len(lags), v))
-    for i, lag in enumerate(lags):
-        if lag >= t_len:
-            continue
-        a, b = zc[:, :-lag], zc[:, lag:]
-        m = ~np.isnan(a) & ~np.isnan(b)
-        a0, b0 = np.where(m, a, 0.0), np.where(m, b, 0.0)
-        cnt = m.sum(axis=(0, 1))
-        with np.errstate(invalid="ignore", divide="ignore"):
-            ma, mb = a0.sum(axis=(0, 1)) / cnt, b0.sum(axis=(0, 1)) / cnt
-            cov = (a0 * b0).sum(axis=(0, 1)) / cnt - ma * mb
-            va = (a0**2).sum(axis=(0, 1)) / cnt - ma**2
-            vb = (b0**2).sum(axis=(0, 1)) / cnt - mb**2
-            acf[i] = np.where((cnt >= 3) & (va > 1e-12) & (vb > 1e-12), cov / np.sqrt(va * vb), np.nan)
-        patients[i] = m.any(axis=1).sum(axis=0)
-    return acf, patients
 
 
 def _intervals(z: np.ndarray, j: int, step_hours: float) -> tuple[np.ndarray, int]:
@@ -109,6 +59,7 @@ def temporal_audit(
     variables: list[str],
     step_hours: float,
     params: Parameters,
+    seed: int = 0,
 ) -> FamilyOutput:
     """Judge the four structures for every variable (see module docstring)."""
     alpha, zq, min_p = params.noise_alpha, z_value(params.noise_alpha), params.min_patients
@@ -134,46 +85,53 @@ def temporal_audit(
                         params.time_window_ks, noise, min(n_r, default=0), min(n_s, default=0))
         )  # fmt: skip
 
-    # 2. covariance: autocorrelation and cross-correlation
-    zc_r, zc_s = _demeaned(z_real), _demeaned(z_synth)
+    # 2. covariance: autocorrelation and cross-correlation (noise from a patient bootstrap)
+    zc_r, zc_s = demeaned(z_real), demeaned(z_synth)
     plot_lags = tuple(range(1, min(PLOT_LAGS, t_len - 1) + 1))
-    acf_r, pat_r = autocorrelation(zc_r, plot_lags)
-    acf_s, pat_s = autocorrelation(zc_s, plot_lags)
-    use = [plot_lags.index(lag) for lag in ACF_LAGS if lag in plot_lags]
+    lags = [lag for lag in ACF_LAGS if lag < t_len]
+    auto = [
+        (bootstrap_correlation(auto_sums(zc_r, lag), seed + lag),
+         bootstrap_correlation(auto_sums(zc_s, lag), seed + 100 + lag))
+        for lag in lags
+    ]  # fmt: skip
     for j, var in enumerate(variables):
-        ok = [i for i in use if pat_r[i, j] >= min_p and pat_s[i, j] >= min_p]
-        ok = [i for i in ok if not (np.isnan(acf_r[i, j]) or np.isnan(acf_s[i, j]))]
-        diff = [abs(acf_r[i, j] - acf_s[i, j]) for i in ok]
-        noise = [zq * math.sqrt(1 / pat_r[i, j] + 1 / pat_s[i, j]) for i in ok]
+        diff, noise, n_r, n_s = [], [], [], []
+        for (r_r, se_r, p_r), (r_s, se_s, p_s) in auto:
+            if p_r[j] < min_p or p_s[j] < min_p or np.isnan(r_r[j]) or np.isnan(r_s[j]):
+                continue
+            diff.append(abs(r_r[j] - r_s[j]))
+            noise.append(zq * math.hypot(se_r[j], se_s[j]))
+            n_r.append(p_r[j])
+            n_s.append(p_s[j])
+        first_r, first_s = (auto[0][0][0][j], auto[0][1][0][j]) if auto else (math.nan,) * 2
         rows.append(
             verdict_row(
                 var, "covariance", "autocorrelation |diff| (lags 1,2,4,8)",
                 float(np.mean(diff)) if diff else math.nan, params.autocorrelation,
                 float(np.mean(noise)) if noise else math.inf,
-                min((pat_r[i, j] for i in ok), default=0), min((pat_s[i, j] for i in ok), default=0),
-                real=float(acf_r[use[0], j]) if use else math.nan,
-                synthetic=float(acf_s[use[0], j]) if use else math.nan,
+                min(n_r, default=0), min(n_s, default=0), real=first_r, synthetic=first_s,
             )
         )  # fmt: skip
-    cross = {}
-    for lag in (0, 1):
-        if lag < t_len:
-            cross[lag] = (lagged_correlation(zc_r, lag), lagged_correlation(zc_s, lag))
     n_var = len(variables)
+    cross = [
+        (bootstrap_correlation(cross_sums(zc_r, lag), seed + 200 + lag),
+         bootstrap_correlation(cross_sums(zc_s, lag), seed + 300 + lag))
+        for lag in (0, 1) if lag < t_len
+    ]  # fmt: skip
     for j, var in enumerate(variables):
         diffs, noises = [], []
-        for lag, ((r_r, p_r), (r_s, p_s)) in cross.items():
-            entries = [(j, w) for w in range(n_var) if w != j]
+        for lag, ((r_r, se_r, p_r), (r_s, se_s, p_s)) in enumerate(cross):
+            entries = [j * n_var + w for w in range(n_var) if w != j]
             if lag:
-                entries += [(w, j) for w in range(n_var) if w != j]
-            for a, b in entries:
-                if p_r[a, b] < min_p or p_s[a, b] < min_p:
+                entries += [w * n_var + j for w in range(n_var) if w != j]
+            for k in entries:
+                if p_r[k] < min_p or p_s[k] < min_p:
                     continue
-                x, y = r_r[a, b], r_s[a, b]
+                x, y = r_r[k], r_s[k]
                 if np.isnan(x) or np.isnan(y) or max(abs(x), abs(y)) < RELEVANT_CORRELATION:
                     continue
                 diffs.append(abs(x - y))
-                noises.append(zq * math.sqrt(1 / p_r[a, b] + 1 / p_s[a, b]))
+                noises.append(zq * math.hypot(se_r[k], se_s[k]))
         rows.append(
             verdict_row(
                 var, "covariance", "cross-correlation |diff| (lag 0, 1)",
@@ -254,8 +212,8 @@ def temporal_audit(
     ]
     out.plots["acf"] = {
         "lags": np.array(plot_lags),
-        "real": acf_r,
-        "synthetic": acf_s,
+        "real": acf_curve(zc_r, plot_lags),
+        "synthetic": acf_curve(zc_s, plot_lags),
         "variables": list(variables),
     }
     return out

@@ -21,11 +21,14 @@ sampling) is its own; the split is prepared once and handed over as pickles in a
 folder that is deleted at the end (real data never lands in the repo). Only aggregates reach
 ``RESULTS.md``.
 
-PAR cost, measured on this machine (2 shared cores, 1 torch thread, 200 PhysioNet stays, 37
-variables, 48 steps): ~1.25 s per epoch plus ~8 s of preprocessing, linear in patients (full-batch
-loss looped per patient), i.e. ~12.5 s per epoch for 2,000 stays: SDV's default 128 epochs is
-~27 min, which is the default here (``--par-epochs``; re-measure with ``--probe-par 200``).
-Sampling costs ~0.45 s per patient (GRU re-run over the whole prefix at every step).
+PAR cost, measured on this machine (2 shared cores, busy with other jobs, 1 torch thread;
+PhysioNet 2012, 37 variables x 48 hourly steps) with ``--probe-par N``: 0.9-1.25 s per epoch on
+200 stays, 2.9 s on 500, plus 13 s / 29 s of preprocessing; cost is linear in patients (PAR's
+full-batch loss loops over every patient and variable in Python), so ~10-12 s per epoch and
+~2 min of preprocessing at 2,000 stays. SDV's default 128 epochs (~21-25 min) is the default here
+(``--par-epochs``). Sampling costs ~0.45 s per patient (~8 min for 1,000): PAR re-runs its GRU
+over the whole prefix at every step. ``set-a`` loads as 3,997 usable stays, so the non-members
+are 1,997 (998 holdout + 999 reference) when 2,000 are requested.
 
 Never run in tests (hours of CPU). Run it with:
     .venv/bin/python benchmarks/compare.py                  # all rows, writes benchmarks/RESULTS.md
@@ -46,6 +49,8 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -79,7 +84,7 @@ ROWS: dict[str, RowSpec] = {
     "eps1": RowSpec("clinsynth ε=1", "clinsynth", {"epsilon": 1.0}),
     "eps4": RowSpec("clinsynth ε=4", "clinsynth", {"epsilon": 4.0}),
     "eps10": RowSpec("clinsynth ε=10", "clinsynth", {"epsilon": 10.0}),
-    "nodp": RowSpec("clinsynth no DP", "clinsynth", {"epsilon": None}),
+    "nodp": RowSpec("clinsynth no DP", "clinsynth", {"dp": False}),
     "par": RowSpec("SDV PAR (no DP)", "par"),
     "ceiling": RowSpec("real held-out (ceiling)"),
     "floor": RowSpec("per-variable shuffle (floor)"),
@@ -117,12 +122,23 @@ def _check_cell(check: dict[str, Any] | None) -> str:
 
 
 def _threshold_cell(checks: list[dict[str, Any]]) -> str:
-    for c in checks:
-        threshold = c.get("policy_threshold")
-        threshold = c.get("threshold") if threshold is None else threshold
-        if threshold is not None:
-            return f"{'≤' if c.get('direction') == 'max' else '≥'} {_fmt(threshold)}"
-    return "—"
+    """The policy threshold, or the one actually applied when the audit widened it for noise."""
+    if not checks:
+        return "—"
+    rel = "≤" if checks[0].get("direction") == "max" else "≥"
+    applied = sorted(
+        {round(float(c["threshold"]), 6) for c in checks if _finite(c.get("threshold"))}
+    )
+    policy = next(
+        (c["policy_threshold"] for c in checks if _finite(c.get("policy_threshold"))), None
+    )
+    if policy is None:
+        return f"{rel} {_fmt(applied[0])}" if len(applied) == 1 else "—"
+    if not applied or applied == [round(float(policy), 6)]:
+        return f"{rel} {_fmt(policy)}"
+    if len(applied) == 1:
+        return f"{rel} {_fmt(applied[0])} (policy {_fmt(policy)})"
+    return f"{rel} {_fmt(policy)} (widened per row)"
 
 
 def _verdict(row: dict[str, Any]) -> str:
@@ -316,6 +332,10 @@ def load_split(args: argparse.Namespace) -> tuple[Cohort, Cohort, Cohort]:
         enforce_window=False,
         progress=True,
     )
+    available = cohort.n_patients - args.n_train
+    if 0 < available < args.n_nonmembers:  # set-a loads as 3,997 usable stays, not 4,000
+        print(f"note: only {available} non-members left after {args.n_train} training stays")
+        args.n_nonmembers = available
     return split_real(cohort, args.n_train, args.n_nonmembers, args.seed)
 
 
@@ -349,13 +369,18 @@ def run_row(name: str, config: dict[str, Any], workdir: Path) -> dict[str, Any]:
         from clinsynth.engines import make_engine
 
         epochs = config["par_epochs"] if spec.engine == "par" else config.get("clinsynth_epochs")
+        options = dict(spec.options)
+        if spec.engine == "par" and config.get("threads"):
+            options["threads"] = int(config["threads"])  # PAR pins 1 thread unless told
         engine = make_engine(
-            spec.engine, train.schema, seed=config["seed"], epochs=epochs, **spec.options
+            spec.engine, train.schema, seed=config["seed"], epochs=epochs, **options
         )
         base = _peak_rss_mb()
         started = time.perf_counter()
-        engine.fit(train, progress=True)
+        with _training_bar(spec.label) as progress:
+            engine.fit(train, progress=progress)
         result["train_s"] = time.perf_counter() - started
+        print(f"sampling {n_synthetic} patients...", flush=True)
         started = time.perf_counter()
         synthetic = engine.sample(n_synthetic, seed=config["seed"] + 1)
         result["sample_s"] = time.perf_counter() - started
@@ -371,6 +396,23 @@ def run_row(name: str, config: dict[str, Any], workdir: Path) -> dict[str, Any]:
     result["checks"] = [_check_dict(c) for c in audit.checks]
     result["passed"] = bool(audit.passed)
     return result
+
+
+@contextmanager
+def _training_bar(label: str) -> Iterator[Callable[[int, int, float, float | None], None]]:
+    """A rich bar driven by the engines' shared ``progress(done, total, loss, eps)`` callback."""
+    from rich.progress import Progress
+
+    with Progress() as bar:
+        task = bar.add_task(label, total=None)
+
+        def update(done: int, total: int, loss: float, eps: float | None) -> None:
+            spent = "" if eps is None else f", ε spent {eps:.2f}"
+            bar.update(
+                task, completed=done, total=total, description=f"{label}: loss {loss:.3f}{spent}"
+            )
+
+        yield update
 
 
 def _check_dict(check: Any) -> dict[str, Any]:
@@ -445,7 +487,7 @@ def render(rows: list[dict[str, Any]], args: argparse.Namespace, command: str) -
             f"- Date: {date}",
             f"- Command: `{command}`",
             f"- Machine: {platform.platform()}, {os.cpu_count()} CPUs visible, torch threads "
-            f"{args.threads or 'default'}",
+            f"{args.threads or 'torch default (PAR: 1, its fastest)'}",
             f"- Data: PhysioNet 2012 set-a, schema `{args.schema}`, seeded split (seed "
             f"{args.seed}): {args.n_train} training stays, {args.n_nonmembers} non-members halved "
             "into the audit holdout (same for every row) and the ceiling/floor source.",
@@ -476,7 +518,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--par-epochs", type=int, default=DEFAULT_PAR_EPOCHS)
     p.add_argument("--clinsynth-epochs", type=int, default=None, help="default: engine's own")
     p.add_argument("--policy", default=None, help="audit policy name or YAML path")
-    p.add_argument("--threads", type=int, default=None, help="torch threads in every row")
+    p.add_argument(
+        "--threads", type=int, default=None, help="torch threads in every row (PAR default: 1)"
+    )
     p.add_argument("--out", default=str(DEFAULT_OUT))
     p.add_argument(
         "--probe-par",

@@ -41,6 +41,12 @@ def _fmt(value: Any, digits: int = 3) -> str:
     return str(value)
 
 
+def _seeds(seeds: Any) -> str:
+    if isinstance(seeds, dict):
+        return ", ".join(f"{k} {v}" for k, v in seeds.items()) or "—"
+    return _fmt(seeds)
+
+
 def _privacy_lines(privacy: dict[str, Any]) -> list[str]:
     labels = [
         ("epsilon", "ε (privacy loss) spent"),
@@ -116,7 +122,7 @@ def render_datasheet(vetted: VettedRun, summary: ExportSummary) -> str:
         "model.",
         "",
         *_privacy_lines(privacy),
-        f"- random seeds: {_fmt(run.get('seeds'))}",
+        f"- random seeds: {_seeds(run.get('seeds'))}",
         "",
         "Differential privacy bounds how much any single real patient can change what the model "
         "learned: the smaller ε, the stronger the guarantee.",
@@ -132,7 +138,7 @@ def render_datasheet(vetted: VettedRun, summary: ExportSummary) -> str:
         "export because the memorisation audit found them too close to a real training patient.",
         "",
         "The audit figures above are aggregate statistics computed on the real cohort; they are "
-        "not covered by the privacy budget and reveal nothing about any single record.",
+        "not covered by the privacy budget; each summarises many patients at once.",
         "",
         "## Intended uses",
         "",

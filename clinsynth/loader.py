@@ -15,7 +15,11 @@ modules):
 - values: sentinels, non-numbers, disallowed codes and values outside hard limits become missing
   (see ``clinsynth.loading.values``); a continuous/integer variable with *no* numeric value at all
   is refused (a wrong column mapping, not a few typos);
-- statics: first non-missing value per patient, disagreements counted (``static_conflict``);
+- statics (and outcomes kept in the main file): rows named after them, anywhere in the stay; a
+  name that is also a variable (PhysioNet's ``Weight``) is static only in its first row at the
+  patient's first time, later rows are observations. First non-missing value per patient wins,
+  disagreements are counted (``static_conflict``); outcomes may instead come from a separate
+  file keyed by the id column (``layout.outcomes_file``; patients without one: ``missing_outcome``);
 - duplicate (patient, time, variable) observations: mean for continuous, last for the rest
   (``duplicate_collapsed``);
 - patients with no observations left are dropped (``no_observations``);
@@ -31,7 +35,7 @@ import numpy as np
 import pandas as pd
 
 from clinsynth.cohort import CleaningReport, Cohort
-from clinsynth.errors import ClinsynthError
+from clinsynth.errors import ClinsynthError, CohortRefused
 from clinsynth.io import sha256_file
 from clinsynth.loading.duplicates import collapse_duplicates
 from clinsynth.loading.outcomes import find_outcomes_file, read_outcomes
@@ -212,6 +216,78 @@ def _provenance(
     }
 
 
+def _split_rows(
+    raw: pd.DataFrame, schema: Schema, path: Path, report: CleaningReport
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(static rows, observation rows) with cleaned values, unknown names dropped."""
+    first_hours = raw.groupby("patient_id", sort=False)["hours"].transform("min").to_numpy()
+    main_outcomes = [] if schema.layout.outcomes_file else schema.outcome_names
+    static_names = {*schema.static_names, *main_outcomes}
+    dual = set(schema.static_names) & set(schema.variable_names)
+    keep = _known_rows(raw, schema, static_names | set(schema.variable_names), report)
+    raw, first_hours = raw.loc[keep], first_hours[keep]
+    is_static = static_row_mask(raw, first_hours, static_names - dual, dual)
+    values = _clean_all_values(raw, is_static, schema, path, report)
+    raw = raw.assign(value=values)
+    statics = raw.loc[is_static, ["patient_id", "variable", "value"]]
+    obs = raw.loc[~is_static & ~np.isnan(values), ["patient_id", "hours", "variable", "value"]]
+    return statics, obs
+
+
+def _collapse(obs: pd.DataFrame, schema: Schema, report: CleaningReport) -> pd.DataFrame:
+    mean_vars = {v.name for v in schema.variables if v.type is VariableType.continuous}
+    collapsed = collapse_duplicates(obs, mean_vars, report)
+    if len(collapsed) < len(obs):
+        report.notes.append(
+            "Repeated (patient, time, variable) values were collapsed: mean for continuous "
+            "variables, last value in file order for integer/binary/categorical ones."
+        )
+    return collapsed
+
+
+def _patients(obs: pd.DataFrame, n_in_file: int, path: Path, report: CleaningReport) -> pd.Index:
+    """Patients with at least one observation left (the others are dropped and counted)."""
+    with_obs = pd.Index(np.sort(obs["patient_id"].unique()), name="patient_id")
+    report.add("no_observations", "*", n_in_file - len(with_obs))
+    if len(with_obs) == 0:
+        top = ", ".join(f"{r} on {v}: {n:,}" for (r, v), n in report.counts.most_common(5))
+        raise ClinsynthError(
+            f"Data file {path}: no observations are left after cleaning "
+            f"({top or 'no rows'}). Check the schema (names, sentinels, hard limits, "
+            "time format) against the file with `clinsynth validate`."
+        )
+    return with_obs
+
+
+def _note_horizon(obs: pd.DataFrame, schema: Schema, report: CleaningReport) -> None:
+    beyond = int((obs["hours"] > schema.grid.horizon_hours).sum())
+    if beyond:
+        report.notes.append(
+            f"{beyond:,} observations after the {schema.grid.horizon_hours:g} h grid horizon "
+            "are kept in the cohort but not used by the generator."
+        )
+
+
+def _window(cohort: Cohort, subsample: int | None, seed: int, enforce: bool, path: Path) -> Cohort:
+    """Refuse or subsample by patient count (see ``clinsynth.loading.window``)."""
+    n, report = cohort.n_patients, cohort.report
+    if enforce:
+        try:
+            check_window(n, subsample, f"Data file {path}")
+        except CohortRefused as exc:
+            exc.report = report  # so `clinsynth validate` can still show what was cleaned
+            raise
+    if subsample is not None and n > subsample:
+        report.notes.append(
+            f"Subsampled {subsample:,} of {n:,} patients (seed {seed}); the cleaning counts "
+            "above refer to the whole file."
+        )
+        return cohort.subset(subsample_ids(cohort.patient_ids, subsample, seed))
+    if subsample is not None:
+        report.notes.append(f"--subsample {subsample}: the cohort has {n:,}, all kept.")
+    return cohort
+
+
 def load_cohort(
     data_path: str | Path,
     schema: Schema | str | Path,
@@ -226,92 +302,55 @@ def load_cohort(
     ``subsample`` (500..2,000) draws that many patients with ``numpy.random.default_rng(seed)``
     when the cleaned cohort is larger; it is recorded in ``provenance`` and a report note.
     ``enforce_window=False`` skips the patient-count window (synthetic cohorts, tests).
+    When the schema wants an outcomes file and ``outcomes_path`` is None, the single
+    ``outcomes.csv(.gz)`` or ``Outcomes*.txt`` beside the data is used (and noted).
     """
     schema = schema if isinstance(schema, Schema) else load_schema(schema)
     data_path = Path(data_path)
     outcomes_path = Path(outcomes_path) if outcomes_path is not None else None
     if enforce_window:
         check_subsample(subsample)
-    layout = schema.layout
     report = CleaningReport()
-    with stages(progress, 6) as stage:
+    with stages(progress, 5) as stage:
         stage.next(f"reading {data_path.name}")
         frame = read_table(data_path)
         check_columns(frame, expected_columns(schema), data_path)
         dual = frozenset(schema.static_names) & frozenset(schema.variable_names)
-        raw = to_raw(frame, layout, keep_empty=dual)
+        raw = to_raw(frame, schema.layout, keep_empty=dual)
         del frame
 
         stage.next("parsing times")
         no_id = raw["patient_id"].isna() | (raw["patient_id"] == "")
         report.add("missing_id", "*", int(no_id.sum()))
         raw = raw.loc[~no_id]
-        ids_in_file = raw["patient_id"].unique()
+        n_in_file = raw["patient_id"].nunique()
         raw = _drop_bad_times(raw, schema, data_path, report)
-        first_hours = raw.groupby("patient_id", sort=False)["hours"].transform("min").to_numpy()
-
-        stage.next("sorting statics from observations")
-        main_outcomes = [] if layout.outcomes_file else schema.outcome_names
-        static_names = [*schema.static_names, *main_outcomes]
-        known = {*static_names, *schema.variable_names}
-        keep = _known_rows(raw, schema, known, report)
-        raw, first_hours = raw.loc[keep], first_hours[keep]
-        is_static = static_row_mask(raw, first_hours, set(static_names) - dual, set(dual))
 
         stage.next("cleaning values")
-        values = _clean_all_values(raw, is_static, schema, data_path, report)
-        raw = raw.assign(value=values)
-        statics_raw = raw.loc[is_static, ["patient_id", "variable", "value"]]
-        obs = raw.loc[~is_static & ~np.isnan(values), ["patient_id", "hours", "variable", "value"]]
+        statics_raw, obs = _split_rows(raw, schema, data_path, report)
+        del raw
 
         stage.next("collapsing duplicates")
-        mean_vars = {v.name for v in schema.variables if v.type is VariableType.continuous}
-        n_obs_before = len(obs)
-        obs = collapse_duplicates(obs, mean_vars, report)
-        if len(obs) < n_obs_before:
-            report.notes.append(
-                "Repeated (patient, time, variable) values were collapsed: mean for continuous "
-                "variables, last value in file order for integer/binary/categorical ones."
-            )
+        obs = _collapse(obs, schema, report)
 
         stage.next("checking patients")
-        with_obs = np.sort(obs["patient_id"].unique())
-        report.add("no_observations", "*", len(ids_in_file) - len(with_obs))
-        if len(with_obs) == 0:
-            top = ", ".join(f"{r} on {v}: {n:,}" for (r, v), n in report.counts.most_common(5))
-            raise ClinsynthError(
-                f"Data file {data_path}: no observations are left after cleaning "
-                f"({top or 'no rows'}). Check the schema (names, sentinels, hard limits, "
-                "time format) against the file with `clinsynth validate`."
-            )
-        statics = first_values(statics_raw, static_names, report)
-        statics = statics.reindex(pd.Index(with_obs, name="patient_id"))
+        patients = _patients(obs, n_in_file, data_path, report)
+        main_names = [
+            *schema.static_names,
+            *([] if schema.layout.outcomes_file else schema.outcome_names),
+        ]
+        statics = first_values(statics_raw, main_names, report).reindex(patients)
         statics = statics.reindex(columns=[*schema.static_names, *schema.outcome_names])
         statics, outcomes_used = _attach_outcomes(statics, schema, data_path, outcomes_path, report)
         for name in schema.outcome_names:
             report.add("missing_outcome", name, int(statics[name].isna().sum()))
-        beyond = int((obs["hours"] > schema.grid.horizon_hours).sum())
-        if beyond:
-            report.notes.append(
-                f"{beyond:,} observations after the {schema.grid.horizon_hours:g} h grid horizon "
-                "are kept in the cohort but not used by the generator."
-            )
+        _note_horizon(obs, schema, report)
         obs = _sorted_observations(obs)
 
-    n_clean = len(with_obs)
-    provenance = _provenance(schema, data_path, outcomes_used, subsample, seed)
-    provenance["n_patients"] = {"in_file": len(ids_in_file), "after_cleaning": n_clean}
     cohort = Cohort(schema=schema, statics=statics, observations=obs, report=report)
-    if enforce_window:
-        check_window(n_clean, subsample, f"Data file {data_path}")
-    if subsample is not None and n_clean > subsample:
-        cohort = cohort.subset(subsample_ids(cohort.patient_ids, subsample, seed))
-        report.notes.append(
-            f"Subsampled {subsample:,} of {n_clean:,} patients (seed {seed}); the cleaning counts "
-            "above refer to the whole file."
-        )
-    elif subsample is not None:
-        report.notes.append(f"--subsample {subsample}: the cohort has {n_clean:,}, all kept.")
+    provenance = _provenance(schema, data_path, outcomes_used, subsample, seed)
+    provenance["n_patients"] = {"in_file": n_in_file, "after_cleaning": cohort.n_patients}
+    cohort = _window(cohort, subsample, seed, enforce_window, data_path)
     provenance["n_patients"]["loaded"] = cohort.n_patients
     cohort.provenance = provenance
     return cohort

@@ -289,11 +289,26 @@ def parse_schema(data: dict, source: str = "<dict>") -> Schema:
         raise ClinsynthError(f"Schema {source} is not valid: {problems}") from None
 
 
+def _refuse_placeholders(path: Path, text: str) -> None:
+    """A `schema infer` draft keeps ``TODO_…`` placeholders until a clinician fills the ranges."""
+    lines = [n for n, line in enumerate(text.splitlines(), 1) if "TODO_" in line.split("#", 1)[0]]
+    if lines:
+        shown = ", ".join(str(n) for n in lines[:12]) + (" …" if len(lines) > 12 else "")
+        raise ClinsynthError(
+            f"Schema {path} is an unfinished draft from `clinsynth schema infer`: {len(lines)} "
+            f"line(s) still hold TODO_ placeholders (lines {shown}). Replace each with a "
+            "clinically sourced value (hard_limits are physiologically impossible bounds, never "
+            "the data's own min/max), review the guessed types, then load it again."
+        )
+
+
 def load_schema(name_or_path: str | Path) -> Schema:
     """Load a schema by name (from ``schemas/``) or by path, with a clear error if it is invalid."""
     path = resolve_schema_path(name_or_path)
+    text = path.read_text()
+    _refuse_placeholders(path, text)
     try:
-        data = yaml.safe_load(path.read_text())
+        data = yaml.safe_load(text)
     except yaml.YAMLError as exc:
         raise ClinsynthError(f"Schema {path} is not valid YAML: {exc}") from None
     if not isinstance(data, dict):

@@ -46,8 +46,10 @@ def format_values(values: np.ndarray, field: BaseField) -> np.ndarray:
     values = np.asarray(values, dtype=float)
     if field.type is VariableType.categorical:
         categories = np.array([str(c) for c in field.categories or []] + [""], dtype=object)
-        codes = np.where(np.isfinite(values), values, len(categories) - 1).astype(int)
-        return categories[np.clip(codes, 0, len(categories) - 1)]
+        n = len(categories) - 1
+        valid = np.isfinite(values) & (values == np.round(values)) & (values >= 0) & (values < n)
+        codes = np.where(valid, values, n).astype(int)  # anything else → "" (missing)
+        return categories[codes]
     if field.type is VariableType.binary:
         return format_numbers(values)
     return format_numbers(values, field.precision)

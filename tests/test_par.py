@@ -12,14 +12,10 @@ import pandas as pd
 import pytest
 
 from clinsynth.cohort import Cohort
-from clinsynth.engines import (
-    ENGINES,
-    is_differentially_private,
-    load_engine,
-    make_engine,
-)
+from clinsynth.engines import ENGINES, load_engine, make_engine
 from clinsynth.engines.par import MISSING, PARBaseline
 from clinsynth.errors import ClinsynthError
+from clinsynth.export import is_differentially_private
 from clinsynth.grid import to_grid
 from clinsynth.schema import Schema, parse_schema
 
@@ -179,11 +175,14 @@ def test_sampling_is_seeded_and_survives_save_load(fitted: PARBaseline, tmp_path
     assert again.sample(15, seed=7).content_hash() == a.content_hash()
 
 
-def test_fit_is_seeded(schema: Schema, cohort: Cohort, fitted: PARBaseline) -> None:
+def test_fit_is_seeded_and_reports_each_epoch(schema: Schema, cohort: Cohort) -> None:
     small = cohort.subset(cohort.patient_ids[:30])
-    one = PARBaseline(schema, epochs=1, seed=3).fit(small).sample(10, seed=1)
-    two = PARBaseline(schema, epochs=1, seed=3).fit(small).sample(10, seed=1)
-    assert one.content_hash() == two.content_hash()
+    calls: list[tuple] = []
+    one = PARBaseline(schema, epochs=2, seed=3).fit(small, progress=lambda *a: calls.append(a))
+    two = PARBaseline(schema, epochs=2, seed=3).fit(small)
+    assert one.sample(10, seed=1).content_hash() == two.sample(10, seed=1).content_hash()
+    assert [c[:2] for c in calls] == [(1, 2), (2, 2)]  # generator's (done, total, loss, eps)
+    assert all(math.isfinite(c[2]) and c[3] is None for c in calls)
 
 
 def test_privacy_report_says_not_private(fitted: PARBaseline) -> None:
@@ -191,8 +190,8 @@ def test_privacy_report_says_not_private(fitted: PARBaseline) -> None:
     assert report["differentially_private"] is False
     assert math.isinf(report["epsilon"])
     assert report["epochs"] == 1 and report["n_train"] == 80
-    assert not is_differentially_private(report)
-    assert is_differentially_private({"epsilon": 4.0})
+    assert not is_differentially_private(report)  # the export gate refuses PAR runs
+    assert is_differentially_private({"dp": True, "epsilon": 4.0})
 
 
 def test_errors_are_user_facing(schema: Schema, tmp_path: Path) -> None:
@@ -215,13 +214,23 @@ def test_registry_builds_par_and_drops_dp_options(schema: Schema) -> None:
     assert engine.privacy_report()["ignored_options"] == ["batch_size", "epsilon"]
 
 
-def test_audits_accept_par_output(schema: Schema, cohort: Cohort, fitted: PARBaseline) -> None:
+def test_audits_accept_par_output(
+    schema: Schema, cohort: Cohort, fitted: PARBaseline, tmp_path: Path
+) -> None:
+    """What a PAR run directory goes through: writer -> loader (clean) -> full audit suite."""
     audits = pytest.importorskip("audits")
     if not hasattr(audits, "run_audits"):
         pytest.skip("audits.run_audits is not built yet (audits engineer); PAR output unchecked")
-    train, holdout = cohort.split(0.5, seed=0)
+    from clinsynth.loader import load_cohort
+    from clinsynth.writer import write_cohort
+
     synthetic = fitted.sample(40, seed=2)
-    result = audits.run_audits(train, holdout, synthetic)
+    main = write_cohort(synthetic, tmp_path)[0]
+    reread = load_cohort(main, schema, enforce_window=False, progress=False)
+    assert not reread.report.counts  # nothing the loader had to clean or drop
+    np.testing.assert_allclose(to_grid(reread).values, to_grid(synthetic).values, equal_nan=True)
+    train, holdout = cohort.split(0.5, seed=0)
+    result = audits.run_audits(train, holdout, reread, loader_report=reread.report)
     assert result.checks
     assert isinstance(result.passed, bool)
 
@@ -229,14 +238,14 @@ def test_audits_accept_par_output(schema: Schema, cohort: Cohort, fitted: PARBas
 # --- benchmark helpers -------------------------------------------------------------------------
 
 
-def _check(name, family, value, passed, required=True, direction="max", threshold=0.6):
+def _check(name, family, value, passed, required=True, threshold=0.6, policy=None):
     return {
         "name": name,
         "family": family,
         "value": value,
-        "threshold": threshold,
-        "policy_threshold": threshold,
-        "direction": direction,
+        "threshold": threshold,  # applied (the audit may widen the policy's for sampling noise)
+        "policy_threshold": threshold if policy is None else policy,
+        "direction": "min" if "ratio" in name else "max",
         "passed": passed,
         "required": required,
     }
@@ -247,11 +256,17 @@ def _stub_rows() -> list[dict]:
         _check("membership_dcr_auroc", "membership", 0.52, True),
         _check("temporal_covariance", "temporal", 0.10, True, threshold=0.2),
         _check("utility_tstr_gap", "utility", 0.03, True, threshold=0.1),
+        _check(
+            "memorisation_dcr_median_ratio", "memorisation", 0.9, True, threshold=0.5, policy=0.6
+        ),
     ]
     par = [
         _check("membership_dcr_auroc", "membership", 0.71, False),
         _check("temporal_covariance", "temporal", 0.25, False, required=False, threshold=0.2),
         _check("utility_tstr_gap", "utility", float("nan"), None, threshold=0.1),
+        _check(
+            "memorisation_dcr_median_ratio", "memorisation", 0.4, False, threshold=0.55, policy=0.6
+        ),
     ]
     return [
         {"row": "eps4", "label": "clinsynth ε=4", "epsilon": 4.0, "epochs": 30, "train_s": 60.0,
@@ -282,14 +297,19 @@ def test_build_table_layout_and_marks() -> None:
     assert auroc[:3] == ["membership", "`membership_dcr_auroc`", "≤ 0.600"]
     assert auroc[3:] == ["0.520 ✓", "0.710 ✗", "0.520 ✓", "—"]
     assert _cells(table, "`temporal_covariance`")[3:5] == ["0.100 ✓", "0.250 ⚠"]
-    assert _cells(table, "`utility_tstr_gap`")[3:5] == ["0.030 ✓", "n/a"]
+    assert _cells(table, "`utility_tstr_gap`")[2:5] == ["≤ 0.100", "0.030 ✓", "n/a"]
+    ratio = _cells(table, "`memorisation_dcr_median_ratio`")
+    assert ratio[2:] == ["≥ 0.600 (widened per row)", "0.900 ✓", "0.400 ✗", "—", "—"]
+    one = compare.build_table(_stub_rows()[:1])
+    assert _cells(one, "`memorisation_dcr_median_ratio`")[2] == "≥ 0.500 (policy 0.600)"
     verdict = _cells(table, "audit (required checks)")[3:]
     assert verdict[:3] == ["**PASS**", "**FAIL**", "**PASS**"]
     assert verdict[3] == "error: RuntimeError: boom"
     # checks grouped by family in the suite's order
-    order = [_cells(table, f"`{n}`")[0] for n in
-             ("membership_dcr_auroc", "temporal_covariance", "utility_tstr_gap")]  # fmt: skip
-    assert order == ["membership", "temporal", "utility"]
+    names = ("membership_dcr_auroc", "temporal_covariance", "utility_tstr_gap",
+             "memorisation_dcr_median_ratio")  # fmt: skip
+    order = [_cells(table, f"`{n}`")[0] for n in names]
+    assert order == ["membership", "temporal", "utility", "memorisation"]
     assert compare.build_table([]) == "_no rows_\n"
 
 

@@ -120,3 +120,11 @@ def test_number_and_time_formatting():
     ]
     assert list(format_times(np.array([0.0, 67 / 60, 49.5]), "hhmm")) == ["00:00", "01:07", "49:30"]
     assert list(format_times(np.array([1.5]), "minutes")) == ["90"]
+
+
+def test_invalid_category_codes_are_written_as_missing():
+    from clinsynth.writer import format_values
+
+    field = make_schema().field("Unit")
+    codes = np.array([0.0, 2.0, 3.0, -1.0, 1.5, np.nan])
+    assert list(format_values(codes, field)) == ["MICU", "CCU", "", "", "", ""]

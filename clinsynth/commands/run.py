@@ -67,6 +67,11 @@ def privacy_line(run_dir: Path) -> str:
     return text + f", δ = {_fmt(delta)}"
 
 
+def _duration(seconds: float) -> str:
+    minutes, secs = divmod(round(seconds), 60)
+    return f"{minutes} min {secs} s" if minutes else f"{secs} s"
+
+
 def _check_out(out: Path) -> None:
     if out.exists() and (not out.is_dir() or any(out.iterdir())):
         raise ClinsynthError(
@@ -145,7 +150,7 @@ def register(app: typer.Typer) -> None:
                 "--seed, a different --epsilon, or a larger cohort (--subsample up to 2000) — and "
                 "keep this folder for comparison."
             )
-            console.print(f"Finished in {elapsed / 60:.1f} min.")
+            console.print(f"Finished in {_duration(elapsed)}.")
             raise typer.Exit(AUDIT_FAILED_EXIT)
         console.print("[green bold]Audit PASSED.[/green bold]")
         if summary is not None:
@@ -157,4 +162,4 @@ def register(app: typer.Typer) -> None:
             "review form, then `clinsynth review-score "
             f"{run_dir} {run_dir / 'review' / 'review_form.xlsx'}`."
         )
-        console.print(f"Finished in {elapsed / 60:.1f} min.")
+        console.print(f"Finished in {_duration(elapsed)}.")

@@ -1,10 +1,11 @@
 """Generator engines behind one estimator surface, picked by name (`clinsynth generate --engine`).
 
 Every engine has ``fit(cohort, progress=None) -> self``, ``sample(n, seed=None) -> Cohort``,
-``privacy_report() -> dict`` (with ``differentially_private`` and ``epsilon``), ``save(path)`` and
-a classmethod ``load(path)``. "clinsynth" (our DP ``SequenceSynthesizer``) is the default; "par"
-(SDV's PARSynthesizer) is a baseline that is NOT differentially private. Imports are lazy so that
-choosing one engine never pays for importing the other (SDV alone takes seconds).
+``privacy_report() -> dict`` (``dp`` and ``epsilon``, ``inf`` without DP: what the export gate
+reads from the manifest), ``save(path) -> Path`` (one file) and a classmethod ``load(path)``.
+"clinsynth" (our DP ``SequenceSynthesizer``) is the default; "par" (SDV's PARSynthesizer) is a
+baseline that is NOT differentially private. Imports are lazy so that choosing one engine never
+pays for importing the other (SDV alone takes seconds).
 """
 
 from __future__ import annotations
@@ -22,10 +23,12 @@ DEFAULT_ENGINE = "clinsynth"
 
 
 class Engine(Protocol):
+    """The estimator surface generation relies on (SequenceSynthesizer's)."""
+
     def fit(self, cohort: Cohort, progress: Any = None) -> Engine: ...
     def sample(self, n: int, seed: int | None = None) -> Cohort: ...
     def privacy_report(self) -> dict[str, Any]: ...
-    def save(self, path: str | Path) -> None: ...
+    def save(self, path: str | Path) -> Path: ...
 
 
 def _engine_class(name: str) -> type:
@@ -87,12 +90,3 @@ def load_engine(name: str, path: str | Path) -> Engine:
     """Load a saved model of the named engine (the name is recorded in the run manifest)."""
     _check_name(name)
     return _engine_class(name).load(path)
-
-
-def is_differentially_private(report: dict[str, Any]) -> bool:
-    """What manifests and the export gate should trust: an explicit flag, or a finite epsilon."""
-    for key in ("differentially_private", "dp"):
-        if report.get(key) is not None:
-            return bool(report[key])
-    eps = report.get("epsilon")
-    return eps is not None and float(eps) != float("inf")

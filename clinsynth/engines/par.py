@@ -315,10 +315,12 @@ class PARBaseline:
             "For comparison only; do not share its output as private data.",
         }
 
-    def save(self, path: str | Path) -> None:
+    def save(self, path: str | Path) -> Path:
         """One cloudpickle file (SDV's own format is cloudpickle too) holding engine + model."""
+        path = Path(path)
         with atomic_path(path) as tmp, open(tmp, "wb") as fh:
             cloudpickle.dump(self, fh)
+        return path
 
     @classmethod
     def load(cls, path: str | Path) -> PARBaseline:

@@ -44,26 +44,30 @@ class ModelConfig:
 
 
 class CausalBlock(nn.Module):
-    """Residual block: dilated causal conv (kernel 2) then a pointwise linear map."""
+    """Residual block: a dilated causal convolution (kernel 2) then a pointwise linear map.
+
+    The convolution is written as a linear map of ``[h_t, h_{t-d}]`` (zeros before the start):
+    identical maths to ``Conv1d(kernel_size=2, dilation=d)``, but opacus computes its per-patient
+    gradients with one batched matmul instead of an unfold, which is several times faster.
+    """
 
     def __init__(self, hidden: int, dilation: int) -> None:
         super().__init__()
         self.dilation = dilation
-        self.conv = nn.Conv1d(hidden, hidden, kernel_size=2, dilation=dilation)
+        self.conv = nn.Linear(2 * hidden, hidden)
         self.out = nn.Linear(hidden, hidden)
         nn.init.normal_(self.out.weight, std=0.3 / math.sqrt(hidden))
         nn.init.zeros_(self.out.bias)
 
     def forward(self, h: torch.Tensor) -> torch.Tensor:
         """``h [B, T, H]`` → same shape; output at t sees inputs at t and t - dilation only."""
-        z = self.conv(F.pad(h.transpose(1, 2), (self.dilation, 0))).transpose(1, 2)
-        return h + self.out(F.gelu(z))
+        past = F.pad(h, (0, 0, self.dilation, 0))[:, : h.shape[1]]
+        return h + self.out(F.gelu(self.conv(torch.cat([h, past], dim=-1))))
 
     def step(self, h_t: torch.Tensor, buffer: torch.Tensor, pos: int) -> torch.Tensor:
-        """One step of :meth:`forward`; ``buffer [B, H, pad+T]`` holds this block's past inputs."""
-        buffer[:, :, pos] = h_t
-        w = self.conv.weight  # [H_out, H_in, 2]: tap 0 reads t - dilation, tap 1 reads t
-        z = buffer[:, :, pos - self.dilation] @ w[:, :, 0].T + h_t @ w[:, :, 1].T + self.conv.bias
+        """One step of :meth:`forward`; ``buffer [B, pad+T, H]`` holds this block's past inputs."""
+        buffer[:, pos] = h_t
+        z = self.conv(torch.cat([h_t, buffer[:, pos - self.dilation]], dim=-1))
         return h_t + self.out(F.gelu(z))
 
 
@@ -111,7 +115,8 @@ class StayModel(nn.Module):
         self.register_buffer("value_shift", torch.tensor(shift))
 
         self.statics = StaticsHeads(encoding, config.static_hidden)
-        self.in_proj = nn.Linear(v * PER_VARIABLE + GLOBAL + encoding.cond_width, h)
+        self.in_proj = nn.Linear(v * PER_VARIABLE + GLOBAL, h)
+        self.cond_proj = nn.Linear(encoding.cond_width, h)
         self.blocks = nn.ModuleList(CausalBlock(h, 2**i) for i in range(config.n_blocks))
         self.head = nn.Linear(h, v * (1 + self.n_params))
         nn.init.normal_(self.head.weight, std=0.1 / math.sqrt(h))
@@ -131,10 +136,10 @@ class StayModel(nn.Module):
     def _series_input(
         self, per_var: torch.Tensor, glob: torch.Tensor, cond: torch.Tensor
     ) -> torch.Tensor:
-        flat = per_var.flatten(start_dim=-2)
-        if flat.dim() == 3:  # [B, T, ...]: broadcast statics over time
-            cond = cond.unsqueeze(1).expand(-1, flat.shape[1], -1)
-        return torch.cat([flat, glob, cond], dim=-1)
+        """First hidden layer: history features plus the statics (broadcast over time)."""
+        h = self.in_proj(torch.cat([per_var.flatten(start_dim=-2), glob], dim=-1))
+        c = self.cond_proj(cond)
+        return h + (c.unsqueeze(1) if h.dim() == 3 else c)
 
     def _outputs(self, hidden: torch.Tensor, per_var: torch.Tensor) -> torch.Tensor:
         """Hidden state → per-variable raw outputs ``[..., V, 1 + P]`` (before MADE terms)."""
@@ -159,44 +164,54 @@ class StayModel(nn.Module):
         x: torch.Tensor,
         m: torch.Tensor,
     ) -> torch.Tensor:
-        """Per-patient NLL ``[B]``: statics + (series NLL summed over variables, mean over time)."""
-        h = self.in_proj(self._series_input(per_var, glob, cond))
+        """Per-patient NLL ``[B]``: statics + (series NLL summed over variables, mean over time).
+
+        Value terms are computed only on measured cells (about a fifth of the grid), gathered
+        flat and summed back per patient.
+        """
+        h = self._series_input(per_var, glob, cond)
         for block in self.blocks:
             h = block(h)
         out = self._outputs(h, per_var)
         mask_logit = out[..., 0] + self.mask_made(m)
-        params = out[..., 1:]
-        series = F.binary_cross_entropy_with_logits(mask_logit, m, reduction="none")
+        mask_nll = F.binary_cross_entropy_with_logits(mask_logit, m, reduction="none").sum((1, 2))
 
-        x_in = (x * self.value_scale + self.value_shift) * m
-        logw, mu, log_sigma = self.mixture(params, per_var[..., 0], self.value_made(x_in))
-        zscore = (x.unsqueeze(-1) - mu) * torch.exp(-log_sigma)
-        log_comp = logw - 0.5 * zscore**2 - log_sigma - HALF_LOG_2PI
-        value_nll = -torch.logsumexp(log_comp, dim=-1) * self.is_gauss
-        value_nll = value_nll + self.is_binary * F.binary_cross_entropy_with_logits(
-            params[..., 0], x * self.is_binary, reduction="none"
-        )
-        value_nll = value_nll * m
-        for idx, size in zip(self.cat_index, self.cat_sizes, strict=True):
-            ce = F.cross_entropy(
-                params[..., idx, :size].flatten(0, 1),
-                x[..., idx].long().flatten(),
-                reduction="none",
+        shift = self.value_made((x * self.value_scale + self.value_shift) * m)
+        b, t, v = torch.nonzero(m > 0, as_tuple=True)
+        params, xs = out[b, t, v, 1:], x[b, t, v]
+        nll = torch.zeros_like(xs)
+        gauss = self.is_gauss[v] > 0
+        if gauss.any():
+            g = gauss.nonzero(as_tuple=True)[0]
+            logw, mu, log_sigma = self.mixture(
+                params[g], per_var[b[g], t[g], v[g], 0], shift[b[g], t[g], v[g]]
             )
-            value_nll[..., idx] = ce.view_as(x[..., idx]) * m[..., idx]
-        series = (series + value_nll).sum(dim=-1).mean(dim=-1)
+            zscore = (xs[g].unsqueeze(-1) - mu) * torch.exp(-log_sigma)
+            log_comp = logw - 0.5 * zscore**2 - log_sigma - HALF_LOG_2PI
+            nll = nll.index_add(0, g, -torch.logsumexp(log_comp, dim=-1))
+        binary = self.is_binary[v] > 0
+        if binary.any():
+            bi = binary.nonzero(as_tuple=True)[0]
+            bce = F.binary_cross_entropy_with_logits(params[bi, 0], xs[bi], reduction="none")
+            nll = nll.index_add(0, bi, bce)
+        for idx, size in zip(self.cat_index, self.cat_sizes, strict=True):
+            ci = (v == idx).nonzero(as_tuple=True)[0]
+            ce = F.cross_entropy(params[ci, :size], xs[ci].long(), reduction="none")
+            nll = nll.index_add(0, ci, ce)
+        value_nll = torch.zeros(m.shape[0], dtype=nll.dtype, device=nll.device).index_add(0, b, nll)
+        series = (mask_nll + value_nll) / m.shape[1]
         return self.statics.nll(codes, cond) + series
 
     # ---------------------------------------------------------------- sampling
     def new_cache(self, batch: int) -> list[torch.Tensor]:
         pad = self.max_dilation
-        return [torch.zeros(batch, self.config.hidden, pad + self.n_steps) for _ in self.blocks]
+        return [torch.zeros(batch, pad + self.n_steps, self.config.hidden) for _ in self.blocks]
 
     def step(
         self, per_var: torch.Tensor, glob: torch.Tensor, cond: torch.Tensor, cache: list, t: int
     ) -> torch.Tensor:
         """Raw outputs ``[B, V, 1 + P]`` at step t, reusing the blocks' past inputs in ``cache``."""
-        h = self.in_proj(self._series_input(per_var, glob, cond))
+        h = self._series_input(per_var, glob, cond)
         for block, buffer in zip(self.blocks, cache, strict=True):
             h = block.step(h, buffer, self.max_dilation + t)
         return self._outputs(h, per_var)
