@@ -149,7 +149,7 @@ def membership_audit(
             f"best attack AUROC {best:.3f} on the {n_vul} most outlying scored records "
             f"({v_pos} members, {v_neg} non-members): "
             + ", ".join(f"{k} {a:.3f}" for k, a in vul_auc.items()),
-            noise=auroc_null_allowance(v_pos, v_neg, alpha),
+            noise=auroc_null_allowance(v_pos, v_neg, alpha, tests=len(attacks)),
             applicable=bool(finite),
         )
     )

@@ -23,7 +23,7 @@ from sklearn.neighbors import NearestNeighbors
 
 from audits.policy import Parameters
 from audits.result import FamilyOutput, Measurement
-from audits.stats import proportion_allowance
+from audits.stats import proportion_allowance, rank_count_allowance
 from clinsynth.grid import GridCohort
 from clinsynth.schema import Schema
 
@@ -148,7 +148,9 @@ def memorisation_audit(
     nndr = ratio(np.median(nndr_syn), np.median(nndr_hold))
 
     exact = exact_copies(train_grid, synth_grid)
-    cutoff = float(np.quantile(dcr_hold, params.near_copy_quantile))
+    # the r-th smallest holdout DCR: fewer than a share q of new real patients are closer
+    rank = max(1, math.floor(params.near_copy_quantile * len(dcr_hold)))
+    cutoff = float(np.sort(dcr_hold)[rank - 1])
     near = (dcr_syn < cutoff) | exact
     traj_table, traj_flag = _trajectory_table(
         z_train, z_holdout, z_synth, schema, train_grid.variables, params
@@ -191,7 +193,7 @@ def memorisation_audit(
             f"{int(near.sum())} of {n_syn} synthetic stays closer to a training patient than "
             f"{1 - q:.0%} of held-out patients are (DCR < {cutoff:.3f}); about {q:.0%} is "
             "expected of new real patients",
-            noise=q + proportion_allowance(q, n_syn, n_hold, alpha),
+            noise=rank_count_allowance(n_syn, n_hold, rank, alpha),
         ),
         Measurement(
             "memorisation_trajectory_copy_excess",

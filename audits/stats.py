@@ -34,12 +34,25 @@ def ks_distance(a: np.ndarray, b: np.ndarray) -> float:
     return float(np.abs(cdf_a - cdf_b).max())
 
 
-def auroc_null_allowance(n_pos: int, n_neg: int, alpha: float) -> float:
-    """AUROC a useless score reaches by chance at these sizes (Mann-Whitney null)."""
+def auroc_null_allowance(n_pos: int, n_neg: int, alpha: float, tests: int = 1) -> float:
+    """AUROC a useless score exceeds with probability ``alpha`` (Mann-Whitney null).
+
+    ``tests``: how many attacks the reported value is the best of (Bonferroni). Small samples use
+    a seeded Monte Carlo of the exact null (the normal approximation is too thin-tailed there).
+    """
     if n_pos < 1 or n_neg < 1:
         return math.inf
+    level = 1.0 - alpha / tests
+    if n_pos + n_neg <= 200:
+        rng = np.random.default_rng(n_pos * 1000 + n_neg)
+        ranks = rng.random((_NULL_DRAWS, n_pos + n_neg)).argsort(axis=1).argsort(axis=1) + 1
+        u = ranks[:, :n_pos].sum(axis=1) - n_pos * (n_pos + 1) / 2
+        return float(np.quantile(u / (n_pos * n_neg), level))
     se = math.sqrt((n_pos + n_neg + 1) / (12.0 * n_pos * n_neg))
-    return 0.5 + z_value(alpha) * se
+    return 0.5 + float(stats.norm.ppf(level)) * se
+
+
+_NULL_DRAWS = 20000
 
 
 def auroc_se(auc: float, n_pos: int, n_neg: int) -> float:
@@ -54,11 +67,22 @@ def auroc_se(auc: float, n_pos: int, n_neg: int) -> float:
     return math.sqrt(max(var, 0.0))
 
 
-def tpr_allowance(fpr: float, n_pos: int, n_neg: int, alpha: float) -> float:
-    """TPR a useless score reaches by chance at a fixed FPR (binomial noise on both classes)."""
-    if n_pos < 1 or n_neg < 1:
+def rank_count_allowance(n_first: int, n_second: int, before: int, alpha: float) -> float:
+    """Share of the ``n_first`` group ranked above the ``before``-th of the ``n_second`` group.
+
+    Under exchangeability that count is negative-hypergeometric; this is its 1 - alpha quantile
+    as a share. It is the exact null of "TPR at a fixed FPR" (members above the (k+1)-th highest
+    non-member) and of "synthetic records closer than the r-th closest held-out record".
+    """
+    if n_first < 1 or n_second < 1:
         return math.inf
-    return fpr + z_value(alpha) * math.sqrt(fpr * (1 - fpr) * (1 / n_pos + 1 / n_neg))
+    count = stats.nhypergeom.ppf(1.0 - alpha, n_first + n_second, n_first, before)
+    return float(count) / n_first
+
+
+def tpr_allowance(fpr: float, n_pos: int, n_neg: int, alpha: float) -> float:
+    """TPR a useless score reaches by chance at FPR <= ``fpr`` (exact, see above)."""
+    return rank_count_allowance(n_pos, n_neg, math.floor(fpr * n_neg) + 1, alpha)
 
 
 def attack_metrics(scores: np.ndarray, is_member: np.ndarray) -> dict:

@@ -255,7 +255,7 @@ class PARBaseline:
         )
         step_h = schema.grid.step_hours
         minutes = np.floor(rng.uniform(0.0, step_h * 60.0, size=n * n_steps))
-        hours = np.tile(np.arange(n_steps), n) * step_h + np.minimum(minutes / 60.0, step_h)
+        hours = np.tile(np.arange(n_steps), n) * step_h + minutes / 60.0  # stays in its step
         patient = np.repeat(ids, n_steps)
         parts = []
         for name, var in self._sequence_columns():
@@ -272,17 +272,11 @@ class PARBaseline:
                 )
             )
         obs = pd.concat(parts, ignore_index=True)
-        order = pd.Categorical(obs["variable"], categories=schema.variable_names, ordered=True)
-        obs = (
-            obs.assign(_v=order)
-            .sort_values(["patient_id", "hours", "_v"], kind="stable")
-            .drop(columns="_v")
-            .reset_index(drop=True)
-        )
+        obs = obs.sort_values(["patient_id", "hours", "variable"], kind="stable")
         return Cohort(
             schema=schema,
             statics=statics,
-            observations=obs,
+            observations=obs.reset_index(drop=True),
             report=CleaningReport(),
             provenance={"engine": self.engine_name, "synthetic": True, "n_patients": n},
         )
