@@ -177,6 +177,9 @@ def vet_run(run_dir: str | Path) -> VettedRun:
             f"cannot tell whether the audited files changed. Re-run `clinsynth audit {run_dir}`."
         )
     changed = changed_files(run_dir, recorded)
+    reports = section.get("reports") or {}
+    if AUDIT_JSON in reports and sha256_file(audit_file) != reports[AUDIT_JSON]:
+        changed.append(f"{AUDIT_JSON} (modified)")
     if changed:
         raise ExportRefused(
             f"Files in {run_dir} changed since they were audited: {'; '.join(changed)}. The audit "

@@ -37,6 +37,8 @@ import pandas as pd
 from clinsynth.cohort import CleaningReport, Cohort
 from clinsynth.errors import ClinsynthError, CohortRefused
 from clinsynth.io import sha256_file
+from clinsynth.lineage import attach
+from clinsynth.loading import lineage as lineage_check
 from clinsynth.loading.duplicates import collapse_duplicates
 from clinsynth.loading.outcomes import find_outcomes_file, read_outcomes
 from clinsynth.loading.progress import stages
@@ -296,6 +298,9 @@ def load_cohort(
     seed: int = 0,
     enforce_window: bool = True,
     progress: bool = True,
+    *,
+    purpose: lineage_check.Purpose | None = None,
+    allow_synthetic_fraction: float = 0.0,
 ) -> Cohort:
     """Read, clean and window a cohort file (rules in the module docstring).
 
@@ -304,17 +309,25 @@ def load_cohort(
     ``enforce_window=False`` skips the patient-count window (synthetic cohorts, tests).
     When the schema wants an outcomes file and ``outcomes_path`` is None, the single
     ``outcomes.csv(.gz)`` or ``Outcomes*.txt`` beside the data is used (and noted).
+
+    Lineage (``clinsynth.lineage``): clinsynth-made patients are recognised by the
+    ``clinsynth_run`` column or by fingerprint in the export registry and recorded in
+    ``provenance["lineage"]``. ``purpose="train"`` (the default when ``enforce_window``) refuses
+    the cohort (``SyntheticDataRefused``) when they exceed ``allow_synthetic_fraction``;
+    ``purpose="read"`` (the default otherwise: audits, exports) never refuses.
     """
     schema = schema if isinstance(schema, Schema) else load_schema(schema)
     data_path = Path(data_path)
     outcomes_path = Path(outcomes_path) if outcomes_path is not None else None
     if enforce_window:
         check_subsample(subsample)
+    purpose = lineage_check.resolve_purpose(purpose, enforce_window, allow_synthetic_fraction)
     report = CleaningReport()
     with stages(progress, 5) as stage:
         stage.next(f"reading {data_path.name}")
         frame = read_table(data_path)
         check_columns(frame, expected_columns(schema), data_path)
+        frame, markers = lineage_check.split_markers(frame, schema.layout)
         dual = frozenset(schema.static_names) & frozenset(schema.variable_names)
         raw = to_raw(frame, schema.layout, keep_empty=dual)
         del frame
@@ -348,9 +361,16 @@ def load_cohort(
         obs = _sorted_observations(obs)
 
     cohort = Cohort(schema=schema, statics=statics, observations=obs, report=report)
+    lineage = lineage_check.detect(cohort, markers)
+    # checked on the whole file first (clearer than a window refusal for a small export) and
+    # again on what is kept: a subsample can change the fraction
+    lineage_check.enforce(lineage, purpose, allow_synthetic_fraction, data_path, report)
     provenance = _provenance(schema, data_path, outcomes_used, subsample, seed)
     provenance["n_patients"] = {"in_file": n_in_file, "after_cleaning": cohort.n_patients}
     cohort = _window(cohort, subsample, seed, enforce_window, data_path)
+    lineage = lineage.restrict(cohort.patient_ids)
+    lineage_check.enforce(lineage, purpose, allow_synthetic_fraction, data_path, report)
     provenance["n_patients"]["loaded"] = cohort.n_patients
     cohort.provenance = provenance
+    attach(cohort, lineage)
     return cohort

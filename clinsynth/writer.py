@@ -12,6 +12,9 @@ Conventions (mirroring the loader's rules):
 - Values: categorical codes become the raw category, binary 0/1, numbers are rounded to the
   field's ``precision`` when it has one and otherwise written exactly; missing is an empty cell.
 - Outcomes go to a separate file keyed by the id column when ``layout.outcomes_file``.
+- Lineage: when the cohort carries clinsynth markers (``clinsynth.lineage``), every row of every
+  file gets a last column ``clinsynth_run`` (empty for unmarked patients), so the output stays
+  recognisable wherever it is copied; the loader takes that column out again.
 """
 
 from __future__ import annotations
@@ -157,6 +160,18 @@ def _outcomes_frame(cohort: Cohort) -> pd.DataFrame:
     return frame
 
 
+def _with_markers(frame: pd.DataFrame, cohort: Cohort) -> pd.DataFrame:
+    """Append the ``clinsynth_run`` column when any patient of ``cohort`` carries a marker."""
+    # imported here: clinsynth.lineage fingerprints patients with this module's formatting
+    from clinsynth.lineage.marker import MARKER_COLUMN, cohort_markers, marker_cells
+
+    markers = cohort_markers(cohort)
+    if not markers:
+        return frame
+    ids = frame[cohort.schema.layout.id_column].to_numpy(dtype=object)
+    return frame.assign(**{MARKER_COLUMN: marker_cells(ids, markers)})
+
+
 def _write_csv(frame: pd.DataFrame, target: Path) -> None:
     with atomic_path(target) as tmp:
         if target.name.endswith(".gz"):
@@ -185,8 +200,8 @@ def write_cohort(
     schema = cohort.schema
     frame = _long_frame(cohort) if schema.layout.format == "long" else _wide_frame(cohort)
     written = [directory / main_name]
-    _write_csv(frame, written[0])
+    _write_csv(_with_markers(frame, cohort), written[0])
     if schema.layout.outcomes_file and schema.outcomes:
         written.append(directory / outcomes_name)
-        _write_csv(_outcomes_frame(cohort), written[1])
+        _write_csv(_with_markers(_outcomes_frame(cohort), cohort), written[1])
     return written

@@ -143,6 +143,7 @@ def make_run(
             "policy": "default",
             "summary": {"failed_required": audit["failed_required"]},
             "files": hash_files(run, exclude=("manifest.json", "audit.json")),
+            "reports": {"audit.json": sha256_file(run / "audit.json")},
         }
     write_manifest(run, manifest)
     return run

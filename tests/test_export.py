@@ -78,18 +78,22 @@ def test_refuses_failed_audit_exit_4(tmp_path: Path) -> None:
     assert "export" not in read_manifest(run)
 
 
-@pytest.mark.parametrize("how", ["modified", "added", "deleted"])
+@pytest.mark.parametrize("how", ["modified", "added", "deleted", "audit edited"])
 def test_refuses_tampered_run(tmp_path: Path, how: str) -> None:
     run = make_run(tmp_path, simulate_cohort(20, 1))
     main = run / "synthetic" / "cohort.csv"
     if how == "modified":
         main.write_text(main.read_text().replace("P0001", "P9999"))
+    elif how == "audit edited":  # e.g. someone un-flags a record by hand
+        audit = run / "audit.json"
+        audit.write_text(audit.read_text().replace('"flagged_synthetic_ids": []', '"x": 1'))
     elif how == "added":
         (run / "synthetic" / "extra.csv").write_text("x\n1\n")
     else:
         (run / "model.pt").unlink()
     out = tmp_path / "out"
-    with pytest.raises(ExportRefused, match=how if how != "deleted" else "missing"):
+    match = {"deleted": "missing", "audit edited": "audit.json .modified"}.get(how, how)
+    with pytest.raises(ExportRefused, match=match):
         export_run(run, out)
     assert not out.exists()
 

@@ -125,7 +125,14 @@ def register(app: typer.Typer) -> None:
         options: dict[str, Any] = {"outcomes_path": outcomes, "subsample": subsample, "n": n}
         if epsilon is not None:
             options["epsilon"] = epsilon
-        run_dir = Path(generate_run(data, schema_obj, out, seed=seed, progress=True, **options))
+        command = f"clinsynth run {data} --schema {schema} --out {out} --seed {seed}" + "".join(
+            f" --{k.replace('_path', '')} {v}" for k, v in options.items() if v is not None
+        )
+        run_dir = Path(
+            generate_run(
+                data, schema_obj, out, seed=seed, progress=True, command=command, **options
+            )
+        )
 
         console.rule("[bold]2/3 Audit")
         result = audit_run(run_dir, policy=policy)

@@ -25,7 +25,8 @@ from clinsynth.schema import BaseField, Schema, VariableType
 
 STATIC_BINS = 40
 TAIL_Z = 4.0  # static bins are fine within centre ± 4 half-widths, one tail bin beyond
-Z_CLIP = 12.0  # standardised values are clipped here: a guard against a bad schema range
+MAX_SPAN = 16.0  # hard limits lie at most this many half-widths from the centre (about)
+Z_CLIP = 32.0  # standardised values of a field without hard limits are clipped here
 
 
 @dataclass(frozen=True)
@@ -52,17 +53,32 @@ class NumericScale:
         floor = _log_floor(field)
         lo, hi = (_fwd(field.transform, floor, np.float64(x)) for x in rng)
         half = (hi - lo) / 2 if hi > lo else 1.0
-        decimals = 0 if field.type is VariableType.integer else field.precision
         low, high = field.hard_limits if field.hard_limits is not None else (None, None)
+        if low is not None:
+            # a normal range that is tiny next to the hard limits (troponin: 0-0.01 vs 0-100)
+            # would put ordinary ICU values hundreds of units out: cap the span at ±MAX_SPAN
+            h_lo, h_hi = (_fwd(field.transform, floor, np.float64(x)) for x in (low, high))
+            half = max(half, (h_hi - h_lo) / (2 * MAX_SPAN))
+        decimals = 0 if field.type is VariableType.integer else field.precision
         return cls(field.transform, floor, (hi + lo) / 2, half, low, high, decimals)
+
+    @property
+    def z_limits(self) -> tuple[float, float]:
+        """The hard limits in standardised space (±Z_CLIP without hard limits)."""
+        if self.low is None:
+            return -Z_CLIP, Z_CLIP
+        return tuple(
+            float((_fwd(self.transform, self.floor, np.float64(x)) - self.centre) / self.half)
+            for x in (self.low, self.high)
+        )
 
     def encode(self, x: np.ndarray) -> np.ndarray:
         z = (_fwd(self.transform, self.floor, x) - self.centre) / self.half
-        return np.clip(z, -Z_CLIP, Z_CLIP)
+        return np.clip(z, *self.z_limits)
 
     def decode(self, z: np.ndarray) -> np.ndarray:
         """Inverse transform, clip to the hard limits, round to the schema precision."""
-        t = np.clip(z, -Z_CLIP, Z_CLIP) * self.half + self.centre
+        t = np.clip(z, *self.z_limits) * self.half + self.centre
         if self.transform == "log":
             x = np.exp(t)
         elif self.transform == "log1p":

@@ -4,9 +4,11 @@ The same :class:`History` object builds the training inputs (teacher forcing ove
 and the sampling inputs (over the synthetic grid as it is drawn), so both paths see identical
 features by construction.
 
-Per variable: last observed value (LOCF, standardised), whether it was measured at t-1, time
-since it was last measured (log-scaled), whether it was ever measured. Global: t/T, time since
-anything was measured (a stay that ended stops producing rows), fraction measured at t-1.
+Per variable: last observed value (LOCF, standardised), mean of its values so far (the level a
+noisy vital reverts to), whether it was measured at t-1, whether it was ever measured, time since
+it was last measured (log-scaled), and the share of past steps it was measured in (the patient's
+own measurement intensity). Global: t/T, time since anything was measured (a stay that ended
+stops producing rows), share of variables measured at t-1.
 """
 
 from __future__ import annotations
@@ -15,7 +17,8 @@ import math
 
 import torch
 
-PER_VARIABLE = 4
+PER_VARIABLE = 6
+LOCF, LEVEL = 0, 1  # positions of the value features in the per-variable block
 GLOBAL = 3
 
 
@@ -32,6 +35,8 @@ class History:
         self.t = 0
         dev = value_scale.device
         self.locf = torch.zeros(batch, n_vars, device=dev)
+        self.total = torch.zeros(batch, n_vars, device=dev)
+        self.count = torch.zeros(batch, n_vars, device=dev)
         self.last = torch.zeros(batch, n_vars, device=dev)
         self.ever = torch.zeros(batch, n_vars, device=dev)
         self.prev = torch.zeros(batch, n_vars, device=dev)
@@ -42,10 +47,12 @@ class History:
         return x * self.scale + self.shift
 
     def features(self) -> tuple[torch.Tensor, torch.Tensor]:
-        """(per-variable ``[B, V, 4]``, global ``[B, 3]``) for the current step."""
+        """(per-variable ``[B, V, 6]``, global ``[B, 3]``) for the current step."""
         gap = torch.log1p(self.t - self.last) / self.norm
         gap = torch.where(self.ever > 0, gap, torch.ones_like(gap))
-        per_var = torch.stack([self.locf, self.prev, gap, self.ever], dim=-1)
+        level = self.total / self.count.clamp(min=1.0)
+        share = self.count / max(self.t, 1)
+        per_var = torch.stack([self.locf, level, self.prev, self.ever, gap, share], dim=-1)
         gap_any = torch.where(
             self.last_any >= 0,
             torch.log1p(self.t - self.last_any) / self.norm,
@@ -58,7 +65,10 @@ class History:
     def update(self, x: torch.Tensor, m: torch.Tensor) -> None:
         """Record step t's values ``x`` (model space) where ``m`` is 1; advance to t+1."""
         seen = m > 0
-        self.locf = torch.where(seen, self.input_values(x), self.locf)
+        value = self.input_values(x)
+        self.locf = torch.where(seen, value, self.locf)
+        self.total = self.total + torch.where(seen, value, torch.zeros_like(value))
+        self.count = self.count + m
         self.last = torch.where(seen, torch.full_like(self.last, float(self.t)), self.last)
         self.ever = torch.maximum(self.ever, m)
         self.prev = m
@@ -69,7 +79,7 @@ class History:
 def teacher_forced_features(
     x: torch.Tensor, m: torch.Tensor, value_scale: torch.Tensor, value_shift: torch.Tensor
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Features for every step of real stays ``x, m [N, T, V]`` → ``[N, T, V, 4]``, ``[N, T, 3]``."""
+    """Features for every step of real stays ``x, m [N, T, V]``: ``[N, T, V, 6]``, ``[N, T, 3]``."""
     n, t_steps, _ = x.shape
     hist = History(n, value_scale, value_shift, t_steps)
     per_var, glob = [], []

@@ -8,7 +8,8 @@ p(stay) = p(statics, outcome) · Π_t p(mask_t | past, statics) · p(values_t | 
   parallel over time in training) reads the history features of :mod:`features` plus the statics.
   At each step it predicts which variables are measured (Bernoulli per variable, plus a
   strictly-lower-triangular term so variables measured together come out together) and their
-  values (a mixture of Gaussians centred on the last observed value for numeric variables,
+  values (a mixture of Gaussians whose means are linear in the last value and the patient's
+  running level plus a network term, for numeric variables;
   Bernoulli for binary, softmax for categorical; values also see the co-measured variables
   earlier in the schema order, e.g. DiasABP sees SysABP).
 """
@@ -23,7 +24,7 @@ import torch.nn.functional as F  # noqa: N812
 from torch import nn
 
 from clinsynth.generator.encoding import Encoding
-from clinsynth.generator.features import GLOBAL, PER_VARIABLE
+from clinsynth.generator.features import GLOBAL, LOCF, PER_VARIABLE
 from clinsynth.generator.layers import PerVariableLinear, StrictlyLowerLinear
 
 LOG_SIGMA_MIN, LOG_SIGMA_MAX = -4.0, 1.5
@@ -125,6 +126,10 @@ class StayModel(nn.Module):
             self.head.bias.view(v, 1 + self.n_params)[:, 1 + 2 * k : 1 + 3 * k] = math.log(0.3)
         self.local = PerVariableLinear(v, PER_VARIABLE, 1 + self.n_params)
         nn.init.zeros_(self.local.weight)
+        with torch.no_grad():  # numeric means start at the last observed value (persistence)
+            for i in range(v):
+                if kinds[i] == "gauss":
+                    self.local.weight[i, 1 + k : 1 + 2 * k, LOCF] = 1.0
         self.mask_made = StrictlyLowerLinear(v)
         self.value_made = StrictlyLowerLinear(v)
 
@@ -146,11 +151,11 @@ class StayModel(nn.Module):
         glob = self.head(F.gelu(hidden)).unflatten(-1, (self.n_vars, 1 + self.n_params))
         return glob + self.local(per_var)
 
-    def mixture(self, params: torch.Tensor, locf: torch.Tensor, shift: torch.Tensor):
+    def mixture(self, params: torch.Tensor, shift: torch.Tensor):
         """(log weights, means, log sigmas) ``[..., V, K]`` of the numeric value mixtures."""
         k = self.config.n_mix
         logw = F.log_softmax(params[..., :k], dim=-1)
-        mu = params[..., k : 2 * k] + (locf + shift).unsqueeze(-1)
+        mu = params[..., k : 2 * k] + shift.unsqueeze(-1)
         log_sigma = params[..., 2 * k : 3 * k].clamp(LOG_SIGMA_MIN, LOG_SIGMA_MAX)
         return logw, mu, log_sigma
 
@@ -184,7 +189,7 @@ class StayModel(nn.Module):
         if gauss.any():
             g = gauss.nonzero(as_tuple=True)[0]
             logw, mu, log_sigma = self.mixture(
-                params[g], per_var[b[g], t[g], v[g], 0], shift[b[g], t[g], v[g]]
+                params[g], shift[b[g], t[g], v[g]]
             )
             zscore = (xs[g].unsqueeze(-1) - mu) * torch.exp(-log_sigma)
             log_comp = logw - 0.5 * zscore**2 - log_sigma - HALF_LOG_2PI

@@ -12,6 +12,7 @@ import pandas as pd
 
 from clinsynth.cohort import CleaningReport
 from clinsynth.errors import ClinsynthError
+from clinsynth.lineage.marker import MARKER_COLUMN
 from clinsynth.loading.read import check_columns, read_table
 from clinsynth.loading.values import clean_values
 from clinsynth.schema import Schema
@@ -33,7 +34,8 @@ def read_outcomes(path: Path, schema: Schema, report: CleaningReport) -> pd.Data
     names = schema.outcome_names
     frame = read_table(path, "Outcomes file")
     check_columns(frame, [id_column, *names], path, "Outcomes file")
-    extra = [c for c in frame.columns if c not in (id_column, *names)]
+    # the lineage marker is read from the main file; here it is expected, not "extra"
+    extra = [c for c in frame.columns if c not in (id_column, *names, MARKER_COLUMN)]
     if extra:
         report.notes.append(
             f"Outcomes file: ignored columns not in the schema: {', '.join(extra)}."
