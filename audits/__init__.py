@@ -30,7 +30,7 @@ from clinsynth.errors import ClinsynthError
 from clinsynth.grid import to_grid
 from clinsynth.schema import Schema, VariableType
 
-__all__ = ["AuditResult", "Check", "FAMILIES", "patient_flags", "run_audits"]
+__all__ = ["FAMILIES", "AuditResult", "Check", "patient_flags", "run_audits"]
 
 FAMILIES = ("membership", "memorisation", "fidelity", "temporal", "plausibility", "utility")
 MIN_PATIENTS = 20
@@ -110,7 +110,9 @@ def _run(
         return time.perf_counter()
 
     t0 = step(0, "representation")
-    grids = {k: to_grid(c) for k, c in (("train", train), ("holdout", holdout), ("synth", synthetic))}
+    grids = {
+        k: to_grid(c) for k, c in (("train", train), ("holdout", holdout), ("synth", synthetic))
+    }
     feats = {k: stay_features(g, schema) for k, g in grids.items()}
     filled = {k: f.filled() for k, f in feats.items()}
     ref_x = stay_features(to_grid(reference), schema).filled() if reference is not None else None
@@ -124,9 +126,17 @@ def _run(
 
     t0 = step(2, "memorisation")
     outputs["memorisation"] = memorisation_audit(
-        filled["train"], filled["holdout"], filled["synth"], grids["train"], grids["synth"],
-        feats["train"].z, feats["holdout"].z, feats["synth"].z, schema, params,
-    )  # fmt: skip
+        filled["train"],
+        filled["holdout"],
+        filled["synth"],
+        grids["train"],
+        grids["synth"],
+        feats["train"].z,
+        feats["holdout"].z,
+        feats["synth"].z,
+        schema,
+        params,
+    )
     timings["memorisation"] = time.perf_counter() - t0
 
     t0 = step(3, "fidelity")
@@ -137,9 +147,15 @@ def _run(
 
     t0 = step(4, "temporal")
     outputs["temporal"] = temporal_audit(
-        feats["train"].z, feats["synth"].z, feats["train"].summaries, feats["synth"].summaries,
-        grids["train"].variables, schema.grid.step_hours, params, seed=seed,
-    )  # fmt: skip
+        feats["train"].z,
+        feats["synth"].z,
+        feats["train"].summaries,
+        feats["synth"].summaries,
+        grids["train"].variables,
+        schema.grid.step_hours,
+        params,
+        seed=seed,
+    )
     timings["temporal"] = time.perf_counter() - t0
 
     t0 = step(5, "plausibility")
@@ -152,11 +168,16 @@ def _run(
     binary = [o.name for o in schema.outcomes if o.type is VariableType.binary]
     outcomes = schema.outcome_names
     outputs["utility"] = utility_audit(
-        feats["train"].without(outcomes), train.statics.reindex(columns=outcomes),
-        feats["holdout"].without(outcomes), holdout.statics.reindex(columns=outcomes),
-        feats["synth"].without(outcomes), synthetic.statics.reindex(columns=outcomes),
-        binary, params, seed=seed,
-    )  # fmt: skip
+        feats["train"].without(outcomes),
+        train.statics.reindex(columns=outcomes),
+        feats["holdout"].without(outcomes),
+        holdout.statics.reindex(columns=outcomes),
+        feats["synth"].without(outcomes),
+        synthetic.statics.reindex(columns=outcomes),
+        binary,
+        params,
+        seed=seed,
+    )
     timings["utility"] = time.perf_counter() - t0
     if progress is not None:
         progress("done", len(steps), len(steps))

@@ -4,12 +4,12 @@ A stay becomes one vector: statics (and outcomes) plus, per variable, summaries 
 (mean, std, min, max, first, last, slope, observation rate) and shape features (time of the
 minimum and maximum, roughness = mean absolute change between consecutive measurements).
 
-Scaling uses only the schema's public ranges -- ``z = (t(x) - mid) / half_width`` of the (transformed)
-normal range, falling back to the hard limits -- never statistics fitted on real data, so the
-representation of a record does not depend on who else is in the cohort. ``z`` is clipped to the
-scaled hard limits so one absurd synthetic value cannot dominate a distance. Unmeasured summaries
-are NaN; ``filled()`` puts 0 (the middle of the normal range) there for distance-based audits,
-while the observation rate says the variable was missing.
+Scaling uses only the schema's public ranges -- ``z = (t(x) - mid) / half_width`` of the
+(transformed) normal range, falling back to the hard limits -- never statistics fitted on real
+data, so the representation of a record does not depend on who else is in the cohort. ``z`` is
+clipped to the scaled hard limits so one absurd synthetic value cannot dominate a distance.
+Unmeasured summaries are NaN; ``filled()`` puts 0 (the middle of the normal range) there for
+distance-based audits, while the observation rate says the variable was missing.
 """
 
 from __future__ import annotations

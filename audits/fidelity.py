@@ -55,11 +55,19 @@ def marginal_audit(
         distance = _tvd if schema.variable(var).is_numeric_code else ks_distance
         value = distance(a.ravel(), b.ravel()) if min(n_r, n_s) >= min_p else math.nan
         rows.append(
-            verdict_row(var, "marginal", "distribution distance (time ignored)", value,
-                        params.marginal_ks, ks_critical(n_r, n_s, alpha), n_r, n_s,
-                        real=float(np.nanmedian(real.values[:, :, j])) if n_r else math.nan,
-                        synthetic=float(np.nanmedian(synthetic.values[:, :, j])) if n_s else math.nan)
-        )  # fmt: skip
+            verdict_row(
+                var,
+                "marginal",
+                "distribution distance (time ignored)",
+                value,
+                params.marginal_ks,
+                ks_critical(n_r, n_s, alpha),
+                n_r,
+                n_s,
+                real=float(np.nanmedian(real.values[:, :, j])) if n_r else math.nan,
+                synthetic=float(np.nanmedian(synthetic.values[:, :, j])) if n_s else math.nan,
+            )
+        )
     for name in real.static_names:
         a, b = real.static(name), synthetic.static(name)
         n_r, n_s = int((~np.isnan(a)).sum()), int((~np.isnan(b)).sum())
@@ -67,11 +75,19 @@ def marginal_audit(
         distance = _tvd if coded else ks_distance
         value = distance(a, b) if min(n_r, n_s) >= min_p else math.nan
         rows.append(
-            verdict_row(name, "marginal", "distribution distance (static)", value,
-                        params.marginal_ks, ks_critical(n_r, n_s, alpha), n_r, n_s,
-                        real=float(np.nanmean(a)) if n_r else math.nan,
-                        synthetic=float(np.nanmean(b)) if n_s else math.nan)
-        )  # fmt: skip
+            verdict_row(
+                name,
+                "marginal",
+                "distribution distance (static)",
+                value,
+                params.marginal_ks,
+                ks_critical(n_r, n_s, alpha),
+                n_r,
+                n_s,
+                real=float(np.nanmean(a)) if n_r else math.nan,
+                synthetic=float(np.nanmean(b)) if n_s else math.nan,
+            )
+        )
     table = verdict_frame(rows)
     out = FamilyOutput(tables={"marginal": table})
     out.measurements = [share_failing(table, "marginal", "marginal_overall", "variables/statics")]

@@ -135,7 +135,10 @@ def membership_audit(
     # vulnerable records: the most outlying of the scored real records
     pool = np.vstack([train, holdout])
     outlying = outlier_scores(records, pool)
-    n_vul = min(len(records), max(params.min_vulnerable, math.ceil(params.vulnerable_fraction * len(records))))
+    n_vul = min(
+        len(records),
+        max(params.min_vulnerable, math.ceil(params.vulnerable_fraction * len(records))),
+    )
     top = np.argsort(-outlying, kind="stable")[:n_vul]
     v_pos, v_neg = int(is_member[top].sum()), int((~is_member[top]).sum())
     vul = {name: attack_metrics(s[top], is_member[top]) for name, s in attacks.items()}
@@ -165,7 +168,9 @@ def membership_audit(
             "n": n_vul,
             "members": v_pos,
             "non_members": v_neg,
-            "attacks": {name: {k: v for k, v in m.items() if k != "roc"} for name, m in vul.items()},
+            "attacks": {
+                name: {k: v for k, v in m.items() if k != "roc"} for name, m in vul.items()
+            },
         },
     }
     out.plots["dcr_members"] = -attacks["dcr"][is_member]

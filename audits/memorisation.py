@@ -47,7 +47,7 @@ def exact_copies(train: GridCohort, synthetic: GridCohort) -> np.ndarray:
 def trajectory_copies(
     train: np.ndarray, query: np.ndarray, tolerance: float, min_points: int
 ) -> tuple[np.ndarray, np.ndarray]:
-    """For one variable (``[n, t]`` arrays in public-range units): which query rows copy a train row.
+    """One variable (``[n, t]`` arrays, public-range units): which query rows copy a train row?
 
     Returns (informative, copied) booleans per query row. A query trajectory is informative with
     ``min_points``+ measurements and 2+ distinct values; it is a copy when some training
@@ -180,7 +180,8 @@ def memorisation_audit(
         Measurement(
             "memorisation_nndr_ratio",
             nndr,
-            f"median NNDR synthetic {np.median(nndr_syn):.3f} vs holdout {np.median(nndr_hold):.3f}",
+            f"median NNDR synthetic {np.median(nndr_syn):.3f} vs holdout "
+            f"{np.median(nndr_hold):.3f}",
         ),
         Measurement(
             "memorisation_exact_copy_rate",

@@ -1,4 +1,4 @@
-"""Clinical plausibility against the schema: limits, rates of change, cross-variable rules, sequences.
+"""Clinical plausibility against the schema: limits, rates of change, rules, sequences.
 
 Four kinds of issue, each counted per variable (or rule) and per patient:
 
@@ -112,8 +112,10 @@ def _observation_issues(cohort: Cohort) -> list[pd.DataFrame]:
             ]
             found.append(_issues(p.to_numpy()[bad], "hard_limit", name, h[bad], msgs))
         bad = _invalid_code(v, f)
-        msgs = [f"{name} value {_g(x)} at {t:.1f} h is not a valid {f.type.value} value"
-                for x, t in zip(v[bad], h[bad], strict=True)]  # fmt: skip
+        msgs = [
+            f"{name} value {_g(x)} at {t:.1f} h is not a valid {f.type.value} value"
+            for x, t in zip(v[bad], h[bad], strict=True)
+        ]
         found.append(_issues(p.to_numpy()[bad], "impossible", name, h[bad], msgs))
     outside = (obs["hours"] < 0) | (obs["hours"] > horizon)
     sub = obs[outside]
@@ -149,8 +151,10 @@ def _static_issues(cohort: Cohort) -> tuple[list[pd.DataFrame], int]:
         if f.hard_limits is not None and not f.is_numeric_code:
             lo, hi = f.hard_limits
             bad = (v < lo) | (v > hi)
-            msgs = [f"{f.name} {_g(x)} {f.unit} is outside the hard limits [{_g(lo)}, {_g(hi)}]"
-                    for x in v[bad]]  # fmt: skip
+            msgs = [
+                f"{f.name} {_g(x)} {f.unit} is outside the hard limits [{_g(lo)}, {_g(hi)}]"
+                for x in v[bad]
+            ]
             found.append(_issues(ids[bad], "hard_limit", f.name, np.zeros(bad.sum()), msgs))
         bad = _invalid_code(v, f)
         msgs = [f"{f.name} = {_g(x)} is not a valid {f.type.value} value" for x in v[bad]]
@@ -178,8 +182,9 @@ def _rate_issues(grid: GridCohort, schema: Schema) -> tuple[list[pd.DataFrame], 
         bad = has[:, :, j] & (rate > f.max_rate_per_hour)
         n_idx, t_idx = np.nonzero(bad)
         msgs = [
-            f"{name} changes by {_g(rate[n, t])} {f.unit}/h between {p[n, t] * grid.step_hours:g} h "
-            f"and {t * grid.step_hours:g} h (max {_g(f.max_rate_per_hour)} {f.unit}/h)"
+            f"{name} changes by {_g(rate[n, t])} {f.unit}/h between "
+            f"{p[n, t] * grid.step_hours:g} h and {t * grid.step_hours:g} h "
+            f"(max {_g(f.max_rate_per_hour)} {f.unit}/h)"
             for n, t in zip(n_idx, t_idx, strict=True)
         ]
         found.append(
@@ -316,7 +321,9 @@ def _variable_table(syn: Scan, real: Scan, schema: Schema) -> pd.DataFrame:
         rows.append(row)
     table = pd.DataFrame(rows)
     issue_cols = [c for c in table.columns if c.startswith("synthetic_") and not c.endswith("rate")]
-    return table[(table[issue_cols] > 0).any(axis=1) | table["variable"].isin(schema.variable_names)]
+    return table[
+        (table[issue_cols] > 0).any(axis=1) | table["variable"].isin(schema.variable_names)
+    ]
 
 
 def _rule_table(syn: Scan, real: Scan) -> pd.DataFrame:
@@ -325,13 +332,17 @@ def _rule_table(syn: Scan, real: Scan) -> pd.DataFrame:
         n_s = int(((syn.issues["kind"] == "rule") & (syn.issues["variable"] == label)).sum())
         n_r = int(((real.issues["kind"] == "rule") & (real.issues["variable"] == label)).sum())
         e_s, e_r = syn.rule_evaluations[label], real.rule_evaluations.get(label, 0)
-        rows.append({
-            "rule": label,
-            "synthetic_evaluated": e_s, "synthetic_violations": n_s,
-            "synthetic_rate": n_s / e_s if e_s else np.nan,
-            "real_evaluated": e_r, "real_violations": n_r,
-            "real_rate": n_r / e_r if e_r else np.nan,
-        })  # fmt: skip
+        rows.append(
+            {
+                "rule": label,
+                "synthetic_evaluated": e_s,
+                "synthetic_violations": n_s,
+                "synthetic_rate": n_s / e_s if e_s else np.nan,
+                "real_evaluated": e_r,
+                "real_violations": n_r,
+                "real_rate": n_r / e_r if e_r else np.nan,
+            }
+        )
     return pd.DataFrame(rows)
 
 

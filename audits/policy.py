@@ -234,9 +234,16 @@ class Policy(_Strict):
         value = float(measurement.value)
         if rule is None:
             return Check(
-                measurement.name, spec.family, value, None, spec.direction, None, False,
-                measurement.details, spec.description,
-            )  # fmt: skip
+                measurement.name,
+                spec.family,
+                value,
+                None,
+                spec.direction,
+                None,
+                False,
+                measurement.details,
+                spec.description,
+            )
         threshold = float(rule.threshold)
         if measurement.noise is not None:
             pick = max if spec.direction == "max" else min

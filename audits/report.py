@@ -18,12 +18,12 @@ from typing import Any
 import matplotlib
 
 matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
 
-from audits.result import AuditResult, Check  # noqa: E402
-from clinsynth.io import write_text_atomic  # noqa: E402
+from audits.result import AuditResult, Check
+from clinsynth.io import write_text_atomic
 
 REAL, SYN = "#1f77b4", "#d62728"
 SAMPLE_COLORS = ("#d62728", "#ff7f0e", "#8c564b", "#e377c2", "#bcbd22")
@@ -84,7 +84,8 @@ body{font-family:system-ui,-apple-system,Segoe UI,Helvetica,Arial,sans-serif;max
 margin:2em auto;padding:0 1em;color:#222;line-height:1.45}
 h1{margin-bottom:.2em} h2{border-bottom:2px solid #ddd;padding-bottom:.2em;margin-top:2em}
 .verdict{padding:1em 1.2em;border-radius:8px;font-size:1.1em;margin:1em 0}
-.pass{background:#e8f6ea;border:2px solid #2e7d32} .fail{background:#fdecea;border:2px solid #c62828}
+.pass{background:#e8f6ea;border:2px solid #2e7d32}
+.fail{background:#fdecea;border:2px solid #c62828}
 table{border-collapse:collapse;margin:.8em 0;font-size:.88em}
 th,td{border:1px solid #ccc;padding:.25em .5em;text-align:right;vertical-align:top}
 th{background:#f3f3f3} td.l,th.l{text-align:left}
@@ -112,16 +113,24 @@ def _fmt(x: Any) -> str:
 
 def _png(fig: plt.Figure) -> str:
     buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=80, bbox_inches="tight")
+    fig.savefig(buf, format="png", dpi=80)
     plt.close(fig)
     data = base64.b64encode(buf.getvalue()).decode("ascii")
     return f'<img alt="figure" src="data:image/png;base64,{data}">'
 
 
-def _grid(n: int, width: float = 3.0, height: float = 2.2) -> tuple[plt.Figure, np.ndarray]:
+def _grid(
+    n: int, title: str, width: float = 3.0, height: float = 2.2
+) -> tuple[plt.Figure, np.ndarray]:
+    """Small multiples with room for a figure title (no tight_layout: it is slow on 40 panels)."""
     cols = min(4, max(n, 1))
     rows = math.ceil(max(n, 1) / cols)
-    fig, axes = plt.subplots(rows, cols, figsize=(width * cols, height * rows), squeeze=False)
+    total = height * rows + 0.8
+    fig, axes = plt.subplots(rows, cols, figsize=(width * cols, total), squeeze=False)
+    fig.subplots_adjust(
+        left=0.05, right=0.98, bottom=0.45 / total, top=1 - 0.75 / total, hspace=0.6, wspace=0.25
+    )
+    fig.suptitle(title, fontsize=10, y=1 - 0.15 / total)
     for ax in axes.ravel()[n:]:
         ax.axis("off")
     return fig, axes.ravel()
@@ -207,12 +216,15 @@ def _roc_figure(plots: dict) -> str:
     curves = {k[4:]: v for k, v in plots.items() if k.startswith("roc_")}
     if not curves:
         return ""
-    fig, ax = plt.subplots(figsize=(4.2, 3.6))
+    fig, ax = plt.subplots(figsize=(4.2, 3.6), layout="tight")
     for name, c in curves.items():
         ax.plot(c["fpr"], c["tpr"], label=name.upper())
     ax.plot([0, 1], [0, 1], ls="--", c="grey", lw=1, label="chance")
-    ax.set(xlabel="false positive rate (non-members accused)", ylabel="true positive rate",
-           title="Membership attacks (ROC)")  # fmt: skip
+    ax.set(
+        xlabel="false positive rate (non-members accused)",
+        ylabel="true positive rate",
+        title="Membership attacks (ROC)",
+    )
     ax.legend(loc="lower right")
     return _png(fig)
 
@@ -221,16 +233,31 @@ def _dcr_figure(plots: dict) -> str:
     syn, hold = plots.get("dcr_synthetic"), plots.get("dcr_holdout")
     if syn is None or hold is None:
         return ""
-    fig, ax = plt.subplots(figsize=(5.5, 3.4))
+    fig, ax = plt.subplots(figsize=(5.5, 3.4), layout="tight")
     hi = float(np.quantile(np.concatenate([syn, hold]), 0.99)) or 1.0
     bins = np.linspace(0, hi, 40)
-    ax.hist(np.clip(hold, 0, hi), bins, alpha=0.55, density=True, color=REAL,
-            label="held-out real -> training")  # fmt: skip
-    ax.hist(np.clip(syn, 0, hi), bins, alpha=0.55, density=True, color=SYN,
-            label="synthetic -> training")  # fmt: skip
+    ax.hist(
+        np.clip(hold, 0, hi),
+        bins,
+        alpha=0.55,
+        density=True,
+        color=REAL,
+        label="held-out real -> training",
+    )
+    ax.hist(
+        np.clip(syn, 0, hi),
+        bins,
+        alpha=0.55,
+        density=True,
+        color=SYN,
+        label="synthetic -> training",
+    )
     ax.axvline(plots.get("dcr_cutoff", 0), c="k", ls=":", label="near-copy cut-off")
-    ax.set(xlabel="distance to closest training record", ylabel="density",
-           title="Distance to closest record (DCR)")  # fmt: skip
+    ax.set(
+        xlabel="distance to closest training record",
+        ylabel="density",
+        title="Distance to closest record (DCR)",
+    )
     ax.legend(fontsize=8)
     return _png(fig)
 
@@ -239,19 +266,27 @@ def _hist_figure(hists: dict, failing: set[str]) -> str:
     names = sorted(hists, key=lambda v: (v not in failing, list(hists).index(v)))
     if not names:
         return ""
-    fig, axes = _grid(len(names), 2.6, 1.9)
+    title = "Value distributions: real training (filled blue) vs synthetic (red line)"
+    fig, axes = _grid(len(names), title, 2.6, 1.9)
     for ax, name in zip(axes, names, strict=False):
         h = hists[name]
         edges = h["edges"]
         for key, color in (("real", REAL), ("synthetic", SYN)):
             if h[key] is not None:
-                ax.stairs(h[key], edges, color=color, fill=key == "real", alpha=0.45 if key == "real" else 1)
-        ax.set_title(name + ("  (FAIL)" if name in failing else ""), fontsize=9,
-                     color="#c62828" if name in failing else "black")  # fmt: skip
+                ax.stairs(
+                    h[key],
+                    edges,
+                    color=color,
+                    fill=key == "real",
+                    alpha=0.45 if key == "real" else 1,
+                )
+        ax.set_title(
+            name + ("  (FAIL)" if name in failing else ""),
+            fontsize=9,
+            color="#c62828" if name in failing else "black",
+        )
         ax.tick_params(labelsize=7)
         ax.set_yticks([])
-    fig.suptitle("Value distributions: real training (filled blue) vs synthetic (red line)", fontsize=10)
-    fig.tight_layout(rect=(0, 0, 1, 0.97))
     return _png(fig)
 
 
@@ -259,45 +294,55 @@ def _acf_figure(acf: dict, failing: set[str], rates: dict[str, float]) -> str:
     if not acf:
         return ""
     variables = acf["variables"]
-    order = sorted(range(len(variables)), key=lambda j: (variables[j] not in failing, -rates.get(variables[j], 0)))
+    order = sorted(
+        range(len(variables)),
+        key=lambda j: (variables[j] not in failing, -rates.get(variables[j], 0)),
+    )
     picks = [j for j in order if not np.all(np.isnan(acf["real"][:, j]))][:MAX_PANELS]
     if not picks:
         return ""
-    fig, axes = _grid(len(picks), 2.6, 1.9)
+    fig, axes = _grid(len(picks), "Within-patient autocorrelation by lag (steps)", 2.6, 1.9)
     for ax, j in zip(axes, picks, strict=False):
         ax.plot(acf["lags"], acf["real"][:, j], "o-", ms=3, c=REAL, label="real")
         ax.plot(acf["lags"], acf["synthetic"][:, j], "s--", ms=3, c=SYN, label="synthetic")
         ax.axhline(0, c="grey", lw=0.6)
         ax.set_ylim(-1, 1)
         name = variables[j]
-        ax.set_title(name + ("  (FAIL)" if name in failing else ""), fontsize=9,
-                     color="#c62828" if name in failing else "black")  # fmt: skip
+        ax.set_title(
+            name + ("  (FAIL)" if name in failing else ""),
+            fontsize=9,
+            color="#c62828" if name in failing else "black",
+        )
         ax.tick_params(labelsize=7)
-    axes[0].legend(fontsize=7)
-    fig.suptitle("Within-patient autocorrelation by lag (steps)", fontsize=10)
-    fig.tight_layout(rect=(0, 0, 1, 0.95))
+    axes[0].legend(fontsize=7)  # FAIL here = the variable fails the covariance structure
     return _png(fig)
 
 
 def _trajectory_figure(traj: dict) -> str:
     if not traj:
         return ""
-    fig, axes = _grid(len(traj), 3.4, 2.3)
+    title = "Sample synthetic trajectories over the real cohort's 10-90% percentile band"
+    fig, axes = _grid(len(traj), title, 3.4, 2.3)
     for ax, (name, t) in zip(axes, traj.items(), strict=False):
         band, hours = t["band"], t["hours"]
         ax.fill_between(hours, band[0], band[2], color=REAL, alpha=0.2, label="real 10-90%")
         ax.plot(hours, band[1], c=REAL, lw=1.2, label="real median")
         for k, series in enumerate(t["samples"]):
             seen = ~np.isnan(series)
-            ax.plot(hours[seen], series[seen], ".-", lw=0.8, ms=2.5, alpha=0.85,
-                    c=SAMPLE_COLORS[k % len(SAMPLE_COLORS)],
-                    label="synthetic patients" if k == 0 else None)  # fmt: skip
+            ax.plot(
+                hours[seen],
+                series[seen],
+                ".-",
+                lw=0.8,
+                ms=2.5,
+                alpha=0.85,
+                c=SAMPLE_COLORS[k % len(SAMPLE_COLORS)],
+                label="synthetic patients" if k == 0 else None,
+            )
         ax.set_title(name, fontsize=9)
         ax.tick_params(labelsize=7)
         ax.set_xlabel("hours since admission", fontsize=7)
     axes[0].legend(fontsize=7)
-    fig.suptitle("Sample synthetic trajectories over the real cohort's percentile band", fontsize=10)
-    fig.tight_layout(rect=(0, 0, 1, 0.94))
     return _png(fig)
 
 
@@ -382,7 +427,9 @@ def render_html(result: AuditResult) -> str:
     memo = plots.get("memorisation", {})
     traj_copies = tables.get("trajectory_copies", pd.DataFrame())
     if not traj_copies.empty:
-        traj_copies = traj_copies[(traj_copies["synthetic_copies"] > 0) | (traj_copies["holdout_copies"] > 0)]
+        traj_copies = traj_copies[
+            (traj_copies["synthetic_copies"] > 0) | (traj_copies["holdout_copies"] > 0)
+        ]
     parts.append(
         _section(
             "memorisation",
@@ -403,13 +450,16 @@ def render_html(result: AuditResult) -> str:
             _hist_figure(fid.get("histograms", {}), failing_marginal) + _frame_html(text, bad),
         )
     )
-    failing_temporal = _failing_variables(temporal)
+    covariance = temporal[temporal["structure"] == "covariance"] if not temporal.empty else None
+    failing_temporal = _failing_variables(covariance)
     rates = {}
     if not temporal.empty:
         obs = temporal[temporal["metric"].str.startswith("observation rate")]
         rates = dict(zip(obs["variable"], obs["real"], strict=True))
-    body = [_acf_figure(plots.get("temporal", {}).get("acf", {}), failing_temporal, rates),
-            _trajectory_figure(fid.get("trajectories", {}))]  # fmt: skip
+    body = [
+        _acf_figure(plots.get("temporal", {}).get("acf", {}), failing_temporal, rates),
+        _trajectory_figure(fid.get("trajectories", {})),
+    ]
     for structure, label in (
         ("marginal_over_time", "Values over time"),
         ("covariance", "Correlation structure"),
@@ -431,10 +481,16 @@ def render_html(result: AuditResult) -> str:
             result,
             _frame_html(var_table)
             + _frame_html(tables.get("plausibility_rules", pd.DataFrame()))
-            + (f"<p>Examples of issues in synthetic records:</p><ul>{examples}</ul>" if examples else ""),
+            + (
+                f"<p>Examples of issues in synthetic records:</p><ul>{examples}</ul>"
+                if examples
+                else ""
+            ),
         )
     )
-    parts.append(_section("utility", result, _frame_html(tables.get("utility_outcomes", pd.DataFrame()))))
+    parts.append(
+        _section("utility", result, _frame_html(tables.get("utility_outcomes", pd.DataFrame())))
+    )
     parts.append(
         '<p class="muted">Generated by clinsynth. This report contains aggregate figures of the '
         "real cohort (distributions, correlations, percentile bands) and synthetic records only; "

@@ -61,9 +61,9 @@ def auroc_se(auc: float, n_pos: int, n_neg: int) -> float:
         return math.nan
     q1 = auc / (2 - auc)
     q2 = 2 * auc**2 / (1 + auc)
-    var = (
-        auc * (1 - auc) + (n_pos - 1) * (q1 - auc**2) + (n_neg - 1) * (q2 - auc**2)
-    ) / (n_pos * n_neg)
+    var = (auc * (1 - auc) + (n_pos - 1) * (q1 - auc**2) + (n_neg - 1) * (q2 - auc**2)) / (
+        n_pos * n_neg
+    )
     return math.sqrt(max(var, 0.0))
 
 

@@ -18,6 +18,7 @@ Per-patient shuffling of each variable's time steps keeps every overall marginal
 
 from __future__ import annotations
 
+import itertools
 import math
 
 import numpy as np
@@ -70,7 +71,7 @@ def temporal_audit(
     edges = np.linspace(0, t_len, min(N_WINDOWS, t_len) + 1).round().astype(int)
     for j, var in enumerate(variables):
         ks, crit, n_r, n_s = [], [], [], []
-        for a, b in zip(edges[:-1], edges[1:], strict=True):
+        for a, b in itertools.pairwise(edges):
             r, s = z_real[:, a:b, j], z_synth[:, a:b, j]
             pr, ps = int((~np.isnan(r)).any(axis=1).sum()), int((~np.isnan(s)).any(axis=1).sum())
             if pr >= min_p and ps >= min_p:
@@ -81,19 +82,29 @@ def temporal_audit(
         value = float(np.mean(ks)) if ks else math.nan
         noise = float(np.mean(crit)) if crit else math.inf
         rows.append(
-            verdict_row(var, "marginal_over_time", "mean KS over time windows", value,
-                        params.time_window_ks, noise, min(n_r, default=0), min(n_s, default=0))
-        )  # fmt: skip
+            verdict_row(
+                var,
+                "marginal_over_time",
+                "mean KS over time windows",
+                value,
+                params.time_window_ks,
+                noise,
+                min(n_r, default=0),
+                min(n_s, default=0),
+            )
+        )
 
     # 2. covariance: autocorrelation and cross-correlation (noise from a patient bootstrap)
     zc_r, zc_s = demeaned(z_real), demeaned(z_synth)
     plot_lags = tuple(range(1, min(PLOT_LAGS, t_len - 1) + 1))
     lags = [lag for lag in ACF_LAGS if lag < t_len]
     auto = [
-        (bootstrap_correlation(auto_sums(zc_r, lag), seed + lag),
-         bootstrap_correlation(auto_sums(zc_s, lag), seed + 100 + lag))
+        (
+            bootstrap_correlation(auto_sums(zc_r, lag), seed + lag),
+            bootstrap_correlation(auto_sums(zc_s, lag), seed + 100 + lag),
+        )
         for lag in lags
-    ]  # fmt: skip
+    ]
     for j, var in enumerate(variables):
         diff, noise, n_r, n_s = [], [], [], []
         for (r_r, se_r, p_r), (r_s, se_s, p_s) in auto:
@@ -106,18 +117,27 @@ def temporal_audit(
         first_r, first_s = (auto[0][0][0][j], auto[0][1][0][j]) if auto else (math.nan,) * 2
         rows.append(
             verdict_row(
-                var, "covariance", "autocorrelation |diff| (lags 1,2,4,8)",
-                float(np.mean(diff)) if diff else math.nan, params.autocorrelation,
+                var,
+                "covariance",
+                "autocorrelation |diff| (lags 1,2,4,8)",
+                float(np.mean(diff)) if diff else math.nan,
+                params.autocorrelation,
                 float(np.mean(noise)) if noise else math.inf,
-                min(n_r, default=0), min(n_s, default=0), real=first_r, synthetic=first_s,
+                min(n_r, default=0),
+                min(n_s, default=0),
+                real=first_r,
+                synthetic=first_s,
             )
-        )  # fmt: skip
+        )
     n_var = len(variables)
     cross = [
-        (bootstrap_correlation(cross_sums(zc_r, lag), seed + 200 + lag),
-         bootstrap_correlation(cross_sums(zc_s, lag), seed + 300 + lag))
-        for lag in (0, 1) if lag < t_len
-    ]  # fmt: skip
+        (
+            bootstrap_correlation(cross_sums(zc_r, lag), seed + 200 + lag),
+            bootstrap_correlation(cross_sums(zc_s, lag), seed + 300 + lag),
+        )
+        for lag in (0, 1)
+        if lag < t_len
+    ]
     for j, var in enumerate(variables):
         diffs, noises = [], []
         for lag, ((r_r, se_r, p_r), (r_s, se_s, p_s)) in enumerate(cross):
@@ -134,11 +154,16 @@ def temporal_audit(
                 noises.append(zq * math.hypot(se_r[k], se_s[k]))
         rows.append(
             verdict_row(
-                var, "covariance", "cross-correlation |diff| (lag 0, 1)",
-                float(np.mean(diffs)) if diffs else math.nan, params.cross_correlation,
-                float(np.mean(noises)) if noises else math.inf, len(diffs), len(diffs),
+                var,
+                "covariance",
+                "cross-correlation |diff| (lag 0, 1)",
+                float(np.mean(diffs)) if diffs else math.nan,
+                params.cross_correlation,
+                float(np.mean(noises)) if noises else math.inf,
+                len(diffs),
+                len(diffs),
             )
-        )  # fmt: skip
+        )
 
     # 3. individual level
     enough_r = summ_real["count"] >= params.min_trajectory_points
@@ -151,11 +176,19 @@ def temporal_audit(
             b = summ_synth[key][enough_s[:, j], j]
             value = ks_distance(a, b) if measurable else math.nan
             rows.append(
-                verdict_row(var, "individual", f"KS of per-patient {label} ({key})", value,
-                            params.individual_ks, ks_critical(n_r, n_s, alpha), n_r, n_s,
-                            real=float(np.nanmedian(a)) if len(a) else math.nan,
-                            synthetic=float(np.nanmedian(b)) if len(b) else math.nan)
-            )  # fmt: skip
+                verdict_row(
+                    var,
+                    "individual",
+                    f"KS of per-patient {label} ({key})",
+                    value,
+                    params.individual_ks,
+                    ks_critical(n_r, n_s, alpha),
+                    n_r,
+                    n_s,
+                    real=float(np.nanmedian(a)) if len(a) else math.nan,
+                    synthetic=float(np.nanmedian(b)) if len(b) else math.nan,
+                )
+            )
 
     # 4. measurement structure
     rate_r, rate_s = summ_real["obs_rate"], summ_synth["obs_rate"]
@@ -168,20 +201,36 @@ def temporal_audit(
         mr, ms = rate_r[:, j].mean(), rate_s[:, j].mean()
         noise = 100 * zq * math.sqrt(rate_r[:, j].var() / n_r_all + rate_s[:, j].var() / n_s_all)
         rows.append(
-            verdict_row(var, "measurement", "observation rate |diff| (percentage points)",
-                        100 * abs(mr - ms), params.observation_rate_pp, noise, n_r_all, n_s_all,
-                        real=100 * mr, synthetic=100 * ms)
-        )  # fmt: skip
+            verdict_row(
+                var,
+                "measurement",
+                "observation rate |diff| (percentage points)",
+                100 * abs(mr - ms),
+                params.observation_rate_pp,
+                noise,
+                n_r_all,
+                n_s_all,
+                real=100 * mr,
+                synthetic=100 * ms,
+            )
+        )
         g_r, p_r = _intervals(z_real, j, step_hours)
         g_s, p_s = _intervals(z_synth, j, step_hours)
         ok = p_r >= min_p and p_s >= min_p
         rows.append(
-            verdict_row(var, "measurement", "KS of intervals between measurements",
-                        ks_distance(g_r, g_s) if ok else math.nan, params.interval_ks,
-                        ks_critical(p_r, p_s, alpha), p_r, p_s,
-                        real=float(np.median(g_r)) if len(g_r) else math.nan,
-                        synthetic=float(np.median(g_s)) if len(g_s) else math.nan)
-        )  # fmt: skip
+            verdict_row(
+                var,
+                "measurement",
+                "KS of intervals between measurements",
+                ks_distance(g_r, g_s) if ok else math.nan,
+                params.interval_ks,
+                ks_critical(p_r, p_s, alpha),
+                p_r,
+                p_s,
+                real=float(np.median(g_r)) if len(g_r) else math.nan,
+                synthetic=float(np.median(g_s)) if len(g_s) else math.nan,
+            )
+        )
         diffs, noises = [], []
         for w in range(n_var):
             if w == j or min(pat_meas_r[j], pat_meas_s[j], pat_meas_r[w], pat_meas_s[w]) < min_p:
@@ -196,11 +245,17 @@ def temporal_audit(
                     zq * math.sqrt(max(p * (1 - p), 0.0) * (1 / pat_meas_r[a] + 1 / pat_meas_s[a]))
                 )
         rows.append(
-            verdict_row(var, "measurement", "co-measurement |diff| (mean over variables)",
-                        float(np.mean(diffs)) if diffs else math.nan, params.co_measurement,
-                        float(np.mean(noises)) if noises else math.inf,
-                        int(pat_meas_r[j]), int(pat_meas_s[j]))
-        )  # fmt: skip
+            verdict_row(
+                var,
+                "measurement",
+                "co-measurement |diff| (mean over variables)",
+                float(np.mean(diffs)) if diffs else math.nan,
+                params.co_measurement,
+                float(np.mean(noises)) if noises else math.inf,
+                int(pat_meas_r[j]),
+                int(pat_meas_s[j]),
+            )
+        )
 
     table = verdict_frame(rows)
     out = FamilyOutput(tables={"temporal": table})

@@ -59,7 +59,7 @@ def verdict_row(
 
 
 def structure_verdicts(table: pd.DataFrame, structure: str) -> pd.Series:
-    """Per variable: True (all measurable metrics pass), False (one fails), None (nothing measurable)."""
+    """Per variable: True (all measurable metrics pass), False (one fails), None (none measured)."""
     rows = table[table["structure"] == structure]
     out = {}
     for var, group in rows.groupby("variable", sort=False):
@@ -76,7 +76,9 @@ def share_failing(table: pd.DataFrame, structure: str, check: str, what: str) ->
     if judged.empty:
         return Measurement(check, math.nan, f"no {what} had enough data to judge", applicable=False)
     share = len(failing) / len(judged)
-    listed = ", ".join(failing[:12]) + (f" and {len(failing) - 12} more" if len(failing) > 12 else "")
+    listed = ", ".join(failing[:12]) + (
+        f" and {len(failing) - 12} more" if len(failing) > 12 else ""
+    )
     detail = f"{len(failing)} of {len(judged)} {what} fail" + (f": {listed}" if failing else "")
     return Measurement(check, share, detail)
 

@@ -58,8 +58,10 @@ def main() -> int:
         enforce_window=False,
         progress=False,
     )
-    print(f"loaded {cohort.n_patients:,} stays, {len(cohort.observations):,} observations "
-          f"in {time.perf_counter() - t0:.1f} s")  # fmt: skip
+    print(
+        f"loaded {cohort.n_patients:,} stays, {len(cohort.observations):,} observations "
+        f"in {time.perf_counter() - t0:.1f} s"
+    )
     ids = np.array(sorted(cohort.patient_ids))
     order = np.random.default_rng(2012).permutation(len(ids))
     train = cohort.subset(np.sort(ids[order[:2000]]))
@@ -75,10 +77,12 @@ def main() -> int:
     render_html(timed)
     html_s = time.perf_counter() - t0
     total = audit_s + html_s
-    print(f"\nTIMING {train.n_patients:,} + {holdout_big.n_patients:,} + {synthetic.n_patients:,} "
-          f"stays: audits {audit_s:.1f} s + HTML report {html_s:.1f} s = {total:.1f} s "
-          f"(budget {BUDGET_SECONDS} s: {'OK' if total <= BUDGET_SECONDS else 'OVER'}); "
-          f"case preparation {prep:.1f} s")  # fmt: skip
+    print(
+        f"\nTIMING {train.n_patients:,} + {holdout_big.n_patients:,} + {synthetic.n_patients:,} "
+        f"stays: audits {audit_s:.1f} s + HTML report {html_s:.1f} s = {total:.1f} s "
+        f"(budget {BUDGET_SECONDS} s: {'OK' if total <= BUDGET_SECONDS else 'OVER'}); "
+        f"case preparation {prep:.1f} s"
+    )
     print("  per family:", ", ".join(f"{k} {v:.1f} s" for k, v in timed.timings.items()))
     print("  " + _line("time-shuffled holdout (2,000)", timed, audit_s))
     if args.skip_cases:

@@ -162,6 +162,16 @@ def details(train: Cohort, synth: Cohort) -> str:
             f"{v:12s} {rates[0][j]:7.2f} {rates[1][j]:7.2f} {acfs[0][j]:6.2f} {acfs[1][j]:6.2f} "
             f"{means[0][j]:7.2f} {means[1][j]:7.2f} {stds[0][j]:6.2f} {stds[1][j]:6.2f}"
         )
+    lines.append("mean z of the per-stay mean, died - survived (real, synthetic):")
+    for v in ("GCS", "BUN", "Urine", "Lactate", "HCO3", "HR", "Creatinine", "RespRate"):
+        j = schema.variable_names.index(v)
+        diffs = []
+        for c, z in zip((train, synth), zs, strict=True):
+            died = c.statics[OUTCOME].to_numpy() == 1
+            with np.errstate(all="ignore"):
+                per_stay = np.nanmean(z[:, :, j], axis=1)
+            diffs.append(np.nanmean(per_stay[died]) - np.nanmean(per_stay[~died]))
+        lines.append(f"  {v:12s} {diffs[0]:7.2f} {diffs[1]:7.2f}")
     for name in [*schema.static_names, *schema.outcome_names]:
         a, b = train.statics[name], synth.statics[name]
         lines.append(f"{name:12s} mean {a.mean():8.2f} {b.mean():8.2f}  missing "

@@ -48,8 +48,13 @@ def progress_bar(enabled: bool) -> Iterator[Callable[[str, int, int], None] | No
     if not enabled:
         yield None
         return
-    columns = (SpinnerColumn(), TextColumn("audit: {task.description}"), BarColumn(),
-               TextColumn("{task.completed}/{task.total}"), TimeElapsedColumn())  # fmt: skip
+    columns = (
+        SpinnerColumn(),
+        TextColumn("audit: {task.description}"),
+        BarColumn(),
+        TextColumn("{task.completed}/{task.total}"),
+        TimeElapsedColumn(),
+    )
     with Progress(*columns, console=Console(stderr=True), transient=True) as bar:
         task = bar.add_task("starting", total=1)
 
@@ -94,23 +99,44 @@ def _write_reports(result: AuditResult, folder: Path, extra: dict[str, Any]) -> 
 
 
 def audit_run(
-    run_dir: str | Path, policy: str | Path | Policy = "default", *, progress: bool = True
+    run_dir: str | Path,
+    policy: str | Path | Policy = "default",
+    *,
+    reference: str | Path | None = None,
+    reference_outcomes: str | Path | None = None,
+    progress: bool = True,
 ) -> AuditResult:
-    """Audit a generate run in place (see module docstring); returns the ``AuditResult``."""
+    """Audit a generate run in place (see module docstring); returns the ``AuditResult``.
+
+    ``reference``: a file of real patients from the same population (neither training nor
+    held-out) for the density attack; by default half of the held-out patients serve.
+    """
     run_dir = Path(run_dir)
     manifest = read_manifest(run_dir)
     pol = load_policy(policy)
     schema = schema_from_manifest(manifest)
     before = audited_files(run_dir)
     if not any(rel.startswith(f"{SYNTHETIC_DIR}/") for rel in before):
-        raise ClinsynthError(f"{run_dir} has no synthetic cohort to audit ({SYNTHETIC_DIR}/ is empty).")
+        raise ClinsynthError(
+            f"{run_dir} has no synthetic cohort to audit ({SYNTHETIC_DIR}/ is empty)."
+        )
     train, holdout = load_real_split(manifest)
     synthetic = load_synthetic(run_dir, schema)
+    ref = None
+    if reference is not None:
+        outcomes = Path(reference_outcomes) if reference_outcomes is not None else None
+        ref = _load(Path(reference), schema, outcomes, "reference", progress)
     with progress_bar(progress) as update:
         result = run_audits(
-            train, holdout, synthetic, pol, seed=AUDIT_SEED, progress=update,
+            train,
+            holdout,
+            synthetic,
+            pol,
+            reference=ref,
+            seed=AUDIT_SEED,
+            progress=update,
             loader_report=synthetic.report,
-        )  # fmt: skip
+        )
     if audited_files(run_dir) != before:
         raise ClinsynthError(
             f"Files in {run_dir} changed while they were being audited; nothing was recorded. "
@@ -146,7 +172,9 @@ def _load(path: Path, schema: Schema, outcomes: Path | None, what: str, progress
 
     if not Path(path).is_file():
         raise ClinsynthError(f"The {what} file {path} does not exist.")
-    return load_cohort(path, schema, outcomes_path=outcomes, enforce_window=False, progress=progress)
+    return load_cohort(
+        path, schema, outcomes_path=outcomes, enforce_window=False, progress=progress
+    )
 
 
 def audit_files(
@@ -174,8 +202,11 @@ def audit_files(
     sch = schema if isinstance(schema, Schema) else load_schema(schema)
     pol = load_policy(policy)
     opt = lambda p: Path(p) if p is not None else None  # noqa: E731
-    inputs = {"training": (real, real_outcomes), "held-out": (holdout, holdout_outcomes),
-              "synthetic": (synthetic, synthetic_outcomes)}  # fmt: skip
+    inputs = {
+        "training": (real, real_outcomes),
+        "held-out": (holdout, holdout_outcomes),
+        "synthetic": (synthetic, synthetic_outcomes),
+    }
     if reference is not None:
         inputs["reference"] = (reference, reference_outcomes)
     hashes = {
@@ -185,10 +216,15 @@ def audit_files(
     cohorts = {w: _load(Path(p), sch, opt(o), w, progress) for w, (p, o) in inputs.items()}
     with progress_bar(progress) as update:
         result = run_audits(
-            cohorts["training"], cohorts["held-out"], cohorts["synthetic"], pol,
-            reference=cohorts.get("reference"), seed=AUDIT_SEED, progress=update,
+            cohorts["training"],
+            cohorts["held-out"],
+            cohorts["synthetic"],
+            pol,
+            reference=cohorts.get("reference"),
+            seed=AUDIT_SEED,
+            progress=update,
             loader_report=cohorts["synthetic"].report,
-        )  # fmt: skip
+        )
     extra = {"inputs": hashes, "policy_fingerprint": policy_fingerprint(pol)}
     with new_directory(out_dir, force=force) as staging:
         _write_reports(result, staging, extra)

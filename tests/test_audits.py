@@ -9,9 +9,9 @@ from __future__ import annotations
 import json
 from functools import cache
 
+import audit_cases as cases
 import pytest
 
-import audit_cases as cases
 from audits import AuditResult, patient_flags, run_audits
 from audits.report import write_html
 from clinsynth.cohort import Cohort

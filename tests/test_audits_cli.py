@@ -5,23 +5,23 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import audit_cases as cases
 import numpy as np
+from fake_runs import make_run
 from typer.testing import CliRunner
 
-import audit_cases as cases
 from clinsynth.auditing import audit_run
 from clinsynth.cli import app
 from clinsynth.io import sha256_file
 from clinsynth.runs import read_manifest
 from clinsynth.simulate import simulate_cohort
 from clinsynth.writer import write_cohort
-from fake_runs import make_run
 
 runner = CliRunner()
 
 
 def files_root(tmp: Path) -> dict[str, Path]:
-    train, holdout, other = cases.three_way(120, seed=5)
+    train, holdout, other = cases.three_way(100, seed=5)
     made = {
         "train": train,
         "holdout": holdout,
@@ -32,9 +32,20 @@ def files_root(tmp: Path) -> dict[str, Path]:
 
 
 def _audit(paths: dict[str, Path], synthetic: str, out: Path, *extra: str):
-    args = ["audit", "--schema", "icu_sim", "--real", str(paths["train"]),
-            "--holdout", str(paths["holdout"]), "--synthetic", str(paths[synthetic]),
-            "--out", str(out), *extra]  # fmt: skip
+    args = [
+        "audit",
+        "--schema",
+        "icu_sim",
+        "--real",
+        str(paths["train"]),
+        "--holdout",
+        str(paths["holdout"]),
+        "--synthetic",
+        str(paths[synthetic]),
+        "--out",
+        str(out),
+        *extra,
+    ]
     return runner.invoke(app, args)
 
 
@@ -89,8 +100,11 @@ def test_audit_run_records_verdict_and_hashes_in_the_manifest(tmp_path):
         assert manifest["files"][name] == sha256_file(run / name)
     audit_json = json.loads((run / "audit.json").read_text())
     assert audit_json["meta"]["n_patients"] == {
-        "training": 416, "holdout": 104, "synthetic": 140, "reference": None,
-    }  # fmt: skip
+        "training": 416,
+        "holdout": 104,
+        "synthetic": 140,
+        "reference": None,
+    }
     text = (run / "audit.json").read_text() + (run / "audit.html").read_text()
     assert not [p for p in real.patient_ids if f'"{p}"' in text]  # no real ID written
 

@@ -100,7 +100,10 @@ def test_run_failed_audit_exits_4_and_keeps_run(tmp_path: Path, fake_pipeline) -
     result = runner.invoke(app, ["run", "data.csv", "--schema", "icu_sim", "--out", str(out)])
     assert result.exit_code == 4, result.output
     text = flat(result.output)
-    assert "Audit FAILED (membership_dcr_auroc)" in text and "nothing was exported" in text
+    assert (
+        "Audit FAILED (required checks failing: membership_dcr_auroc)" in text
+        and "nothing was exported" in text
+    )
     assert "Next:" in text and "Traceback" not in text
     assert (out / "manifest.json").is_file()  # kept for inspection
     assert not (out / "export").exists() and not (out / "review").exists()

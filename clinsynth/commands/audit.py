@@ -85,7 +85,7 @@ def register(app: typer.Typer) -> None:
         synthetic_outcomes: Annotated[Path | None, typer.Option("--synthetic-outcomes")] = None,
         reference: Annotated[
             Path | None,
-            typer.Option("--reference", help="Files mode: population sample for the density attack."),
+            typer.Option("--reference", help="Real population sample for the density attack."),
         ] = None,
         reference_outcomes: Annotated[Path | None, typer.Option("--reference-outcomes")] = None,
         out: Annotated[
@@ -95,14 +95,19 @@ def register(app: typer.Typer) -> None:
             bool, typer.Option("--force", help="Files mode: replace an existing --out folder.")
         ] = False,
     ) -> None:
-        """Audit a synthetic cohort: privacy, memorisation, temporal structure, plausibility, utility.
+        """Audit a synthetic cohort: privacy, copies, temporal structure, plausibility, utility.
 
         Exit code 0 if it passes the policy, 4 if it fails.
         """
         from clinsynth.auditing import audit_files, audit_run
 
-        files = {"--schema": schema, "--real": real, "--holdout": holdout,
-                 "--synthetic": synthetic, "--out": out}  # fmt: skip
+        files = {
+            "--schema": schema,
+            "--real": real,
+            "--holdout": holdout,
+            "--synthetic": synthetic,
+            "--out": out,
+        }
         if run_dir is not None:
             given = [k for k, v in files.items() if v is not None]
             if given:
@@ -110,7 +115,12 @@ def register(app: typer.Typer) -> None:
                     f"Give either a RUN_DIR or the files ({', '.join(files)}), not both "
                     f"(got RUN_DIR and {', '.join(given)})."
                 )
-            result = audit_run(run_dir, policy=policy)
+            result = audit_run(
+                run_dir,
+                policy=policy,
+                reference=reference,
+                reference_outcomes=reference_outcomes,
+            )
             folder = run_dir
         else:
             missing = [k for k, v in files.items() if v is None]
@@ -121,11 +131,19 @@ def register(app: typer.Typer) -> None:
                     f"(missing: {', '.join(missing)})."
                 )
             result = audit_files(
-                schema, real, holdout, synthetic, out,  # type: ignore[arg-type]
-                real_outcomes=real_outcomes, holdout_outcomes=holdout_outcomes,
-                synthetic_outcomes=synthetic_outcomes, reference=reference,
-                reference_outcomes=reference_outcomes, policy=policy, force=force,
-            )  # fmt: skip
+                schema,
+                real,
+                holdout,
+                synthetic,
+                out,  # type: ignore[arg-type]
+                real_outcomes=real_outcomes,
+                holdout_outcomes=holdout_outcomes,
+                synthetic_outcomes=synthetic_outcomes,
+                reference=reference,
+                reference_outcomes=reference_outcomes,
+                policy=policy,
+                force=force,
+            )
             folder = out  # type: ignore[assignment]
         print_result(result, folder)
         if not result.passed:

@@ -35,8 +35,9 @@ def _fmt(value: Any) -> str:
 
 def checks_table(checks: list[Any]) -> Table:
     table = Table(title="Audit", show_lines=False)
-    for col in ("check", "family", "value", "threshold", "result"):
-        table.add_column(col)
+    table.add_column("check", overflow="fold")
+    for col in ("family", "value", "threshold", "result"):
+        table.add_column(col, no_wrap=True)
     for c in checks:
         passed = _get(c, "passed")
         required = _get(c, "required")
@@ -150,9 +151,11 @@ def register(app: typer.Typer) -> None:
         console.print(f"Run folder: {run_dir}  (audit report: {run_dir / AUDIT_HTML})")
         elapsed = time.perf_counter() - start
         if not result.passed:
-            failed = [str(_get(c, "name")) for c in result.checks if _get(c, "passed") is False]
+            failed = [c for c in result.checks if _get(c, "passed") is False]
+            required = [str(_get(c, "name")) for c in failed if _get(c, "required") is not False]
             console.print(
-                f"[red bold]Audit FAILED[/red bold] ({', '.join(failed)}): nothing was exported.\n"
+                f"[red bold]Audit FAILED[/red bold] (required checks failing: "
+                f"{', '.join(required)}): nothing was exported.\n"
                 f"Next: read {run_dir / AUDIT_HTML} to see why, then try a new run — another "
                 "--seed, a different --epsilon, or a larger cohort (--subsample up to 2000) — and "
                 "keep this folder for comparison."

@@ -55,6 +55,8 @@ def _per_variable_grad_sample(
 ) -> dict[nn.Parameter, torch.Tensor]:
     a = activations[0].to(backprops.dtype)
     n, v = a.shape[0], a.shape[-2]
+    if n == 0:  # an empty Poisson batch
+        return {p: torch.zeros_like(p).unsqueeze(0) for p in (layer.weight, layer.bias)}
     a = a.reshape(n, -1, v, a.shape[-1])
     g = backprops.reshape(n, -1, v, backprops.shape[-1])
     return {
@@ -69,6 +71,8 @@ def _strictly_lower_grad_sample(
 ) -> dict[nn.Parameter, torch.Tensor]:
     a = activations[0].to(backprops.dtype)
     n = a.shape[0]
+    if n == 0:  # an empty Poisson batch
+        return {layer.weight: torch.zeros_like(layer.weight).unsqueeze(0)}
     a = a.reshape(n, -1, a.shape[-1])
     g = backprops.reshape(n, -1, backprops.shape[-1])
     return {layer.weight: torch.tril(torch.einsum("nto,nti->noi", g, a), diagonal=-1)}

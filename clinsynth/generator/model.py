@@ -24,7 +24,7 @@ import torch.nn.functional as F  # noqa: N812
 from torch import nn
 
 from clinsynth.generator.encoding import Encoding
-from clinsynth.generator.features import GLOBAL, LOCF, PER_VARIABLE
+from clinsynth.generator.features import GLOBAL, LEVEL, LOCF, PER_VARIABLE
 from clinsynth.generator.layers import PerVariableLinear, StrictlyLowerLinear
 
 LOG_SIGMA_MIN, LOG_SIGMA_MAX = -4.0, 1.5
@@ -126,10 +126,11 @@ class StayModel(nn.Module):
             self.head.bias.view(v, 1 + self.n_params)[:, 1 + 2 * k : 1 + 3 * k] = math.log(0.3)
         self.local = PerVariableLinear(v, PER_VARIABLE, 1 + self.n_params)
         nn.init.zeros_(self.local.weight)
-        with torch.no_grad():  # numeric means start at the last observed value (persistence)
+        with torch.no_grad():  # numeric means start halfway between last value and level
             for i in range(v):
                 if kinds[i] == "gauss":
-                    self.local.weight[i, 1 + k : 1 + 2 * k, LOCF] = 1.0
+                    self.local.weight[i, 1 + k : 1 + 2 * k, LOCF] = 0.5
+                    self.local.weight[i, 1 + k : 1 + 2 * k, LEVEL] = 0.5
         self.mask_made = StrictlyLowerLinear(v)
         self.value_made = StrictlyLowerLinear(v)
 
@@ -160,6 +161,15 @@ class StayModel(nn.Module):
         return logw, mu, log_sigma
 
     # ---------------------------------------------------------------- training
+    def parallel_outputs(
+        self, per_var: torch.Tensor, glob: torch.Tensor, cond: torch.Tensor
+    ) -> torch.Tensor:
+        """Raw outputs ``[B, T, V, 1 + P]`` for every step at once (teacher forcing)."""
+        h = self._series_input(per_var, glob, cond)
+        for block in self.blocks:
+            h = block(h)
+        return self._outputs(h, per_var)
+
     def forward(
         self,
         per_var: torch.Tensor,
@@ -174,31 +184,23 @@ class StayModel(nn.Module):
         Value terms are computed only on measured cells (about a fifth of the grid), gathered
         flat and summed back per patient.
         """
-        h = self._series_input(per_var, glob, cond)
-        for block in self.blocks:
-            h = block(h)
-        out = self._outputs(h, per_var)
+        out = self.parallel_outputs(per_var, glob, cond)
         mask_logit = out[..., 0] + self.mask_made(m)
         mask_nll = F.binary_cross_entropy_with_logits(mask_logit, m, reduction="none").sum((1, 2))
 
         shift = self.value_made((x * self.value_scale + self.value_shift) * m)
         b, t, v = torch.nonzero(m > 0, as_tuple=True)
         params, xs = out[b, t, v, 1:], x[b, t, v]
-        nll = torch.zeros_like(xs)
-        gauss = self.is_gauss[v] > 0
-        if gauss.any():
-            g = gauss.nonzero(as_tuple=True)[0]
-            logw, mu, log_sigma = self.mixture(
-                params[g], shift[b[g], t[g], v[g]]
-            )
-            zscore = (xs[g].unsqueeze(-1) - mu) * torch.exp(-log_sigma)
-            log_comp = logw - 0.5 * zscore**2 - log_sigma - HALF_LOG_2PI
-            nll = nll.index_add(0, g, -torch.logsumexp(log_comp, dim=-1))
-        binary = self.is_binary[v] > 0
-        if binary.any():
-            bi = binary.nonzero(as_tuple=True)[0]
-            bce = F.binary_cross_entropy_with_logits(params[bi, 0], xs[bi], reduction="none")
-            nll = nll.index_add(0, bi, bce)
+        # no `if any()` guards: empty selections keep every layer in the graph, which opacus
+        # needs for its per-sample gradients even on an empty Poisson batch
+        g = (self.is_gauss[v] > 0).nonzero(as_tuple=True)[0]
+        logw, mu, log_sigma = self.mixture(params[g], shift[b[g], t[g], v[g]])
+        zscore = (xs[g].unsqueeze(-1) - mu) * torch.exp(-log_sigma)
+        log_comp = logw - 0.5 * zscore**2 - log_sigma - HALF_LOG_2PI
+        nll = torch.zeros_like(xs).index_add(0, g, -torch.logsumexp(log_comp, dim=-1))
+        bi = (self.is_binary[v] > 0).nonzero(as_tuple=True)[0]
+        bce = F.binary_cross_entropy_with_logits(params[bi, 0], xs[bi], reduction="none")
+        nll = nll.index_add(0, bi, bce)
         for idx, size in zip(self.cat_index, self.cat_sizes, strict=True):
             ci = (v == idx).nonzero(as_tuple=True)[0]
             ce = F.cross_entropy(params[ci, :size], xs[ci].long(), reduction="none")

@@ -8,6 +8,7 @@ and the number of epochs; the achieved ε is read back from the same accountant 
 
 from __future__ import annotations
 
+import functools
 import math
 import warnings
 from collections.abc import Callable
@@ -76,16 +77,18 @@ def train(
     if config.dp:
         from opacus import PrivacyEngine
 
+        sigma = noise_multiplier(
+            config.epsilon, config.delta, 1.0 / len(loader), config.epochs * len(loader),
+            config.accountant,
+        )  # fmt: skip
         engine = PrivacyEngine(accountant=config.accountant)
         with warnings.catch_warnings():  # opacus warns about secure RNG; seeded on purpose
             warnings.simplefilter("ignore")
-            model, optimizer, loader = engine.make_private_with_epsilon(
+            model, optimizer, loader = engine.make_private(
                 module=model,
                 optimizer=optimizer,
                 data_loader=loader,
-                target_epsilon=config.epsilon,
-                target_delta=config.delta,
-                epochs=config.epochs,
+                noise_multiplier=sigma,
                 max_grad_norm=config.max_grad_norm,
                 poisson_sampling=True,
                 noise_generator=noise_gen,
@@ -100,12 +103,14 @@ def train(
     for epoch in range(config.epochs):
         epoch_loss, seen = 0.0, 0
         for batch in loader:
-            if batch[0].shape[0] == 0:  # Poisson sampling can draw an empty batch
-                scheduler.step()
-                continue
             optimizer.zero_grad(set_to_none=True)
             per_patient = model(*batch)
-            per_patient.mean().backward()
+            # Poisson sampling can draw an empty batch: it still is a step of the mechanism
+            # (noise is added and the accountant counts it), so it is taken, with a zero loss
+            loss = per_patient.mean() if len(per_patient) else per_patient.sum()
+            with warnings.catch_warnings():  # inputs need no gradient: opacus' hook says so
+                warnings.simplefilter("ignore")
+                loss.backward()
             optimizer.step()
             scheduler.step()
             epoch_loss += float(per_patient.detach().sum())
@@ -128,6 +133,30 @@ def train(
         epochs=config.epochs,
         losses=losses,
     )
+
+
+@functools.lru_cache(maxsize=64)
+def noise_multiplier(
+    epsilon: float, delta: float, sample_rate: float, steps: int, accountant: str
+) -> float:
+    """σ reaching (ε, δ) after ``steps`` Poisson-sampled steps (opacus' own search, memoised).
+
+    The same search ``make_private_with_epsilon`` runs; memoised because it takes seconds and
+    a refit with the same settings (determinism checks, benchmarks) needs the same σ.
+    """
+    from opacus.accountants.utils import get_noise_multiplier
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return float(
+            get_noise_multiplier(
+                target_epsilon=epsilon,
+                target_delta=delta,
+                sample_rate=sample_rate,
+                steps=steps,
+                accountant=accountant,
+            )
+        )
 
 
 def _spent(engine, config: TrainingConfig) -> float:
