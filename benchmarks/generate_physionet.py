@@ -32,10 +32,10 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from audits.correlation import auto_sums, correlation_from_sums, demeaned  # noqa: E402
 from audits.features import stay_features  # noqa: E402
 from audits.fidelity import marginal_audit  # noqa: E402
 from audits.policy import load_policy  # noqa: E402
-from audits.correlation import auto_sums, correlation_from_sums, demeaned  # noqa: E402
 from audits.utility import discriminator_auroc, tstr_table  # noqa: E402
 from clinsynth.cohort import Cohort  # noqa: E402
 from clinsynth.generator import SequenceSynthesizer  # noqa: E402

@@ -142,6 +142,25 @@ def changed_files(run_dir: Path, recorded: dict[str, str]) -> list[str]:
     return problems
 
 
+PRIVACY_FAMILIES = {"membership", "memorisation", "privacy"}
+
+
+def next_steps(failed_families: set[str]) -> str:
+    """What to try after a failed audit: privacy failures and quality failures pull apart."""
+    steps = []
+    if failed_families & PRIVACY_FAMILIES:
+        steps.append(
+            "Privacy checks failed: generate again with a lower --epsilon (stronger privacy) "
+            "or a larger cohort (--subsample up to 2000)."
+        )
+    if failed_families - PRIVACY_FAMILIES:
+        steps.append(
+            "Quality checks failed: try another --seed, more training epochs, a larger cohort, "
+            "or — only if your privacy policy allows — a higher --epsilon."
+        )
+    return " ".join(steps) or "Generate a new run and audit it."
+
+
 def vet_run(run_dir: str | Path) -> VettedRun:
     """Every check the export gate makes; raises ExportRefused with the reason and the fix."""
     run_dir = Path(run_dir)
@@ -162,13 +181,15 @@ def vet_run(run_dir: str | Path) -> VettedRun:
             f"`clinsynth audit {run_dir}`."
         )
     if not verdicts[0]:
-        failed = [c.get("name", "?") for c in audit.get("checks", []) if c.get("passed") is False]
+        failed = [
+            c for c in audit.get("checks", []) if c.get("passed") is False and c.get("required")
+        ]
+        names = ", ".join(str(c.get("name", "?")) for c in failed)
         raise AuditFailed(
             f"The audit of {run_dir} FAILED"
-            + (f" (failed checks: {', '.join(failed)})" if failed else "")
+            + (f" (required checks failing: {names})" if names else "")
             + ", so the synthetic cohort may not be exported. See audit.html in the run folder "
-            "for why; then generate a new run (e.g. a different seed, lower epsilon or more "
-            "epochs) and audit it."
+            f"for why. {next_steps({str(c.get('family')) for c in failed})}"
         )
     recorded = audited_hashes(section)
     if not recorded:
@@ -279,7 +300,7 @@ def export_manifest(
         "source_run": {
             "run_id": run.get("clinsynth_run"),
             "run_created": run.get("created"),
-            "run_manifest_sha256": sha256_file(manifest_path(vetted.run_dir)),
+            "run_manifest_sha256_at_export": sha256_file(manifest_path(vetted.run_dir)),
             "audit_json_sha256": sha256_file(vetted.run_dir / AUDIT_JSON),
         },
         "input": {

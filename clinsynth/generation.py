@@ -130,7 +130,11 @@ def generate_run(
             },
             "cleaning": cohort.report.to_dict(),
         }
-        config = {**synth.get_params(), "n_synthetic": n_synth, "holdout_fraction": holdout_fraction}
+        config = {
+            **synth.get_params(),
+            "n_synthetic": n_synth,
+            "holdout_fraction": holdout_fraction,
+        }
         created = utc_now()
         manifest: dict[str, Any] = {
             "clinsynth_run": _run_id(created, data_hash, config),

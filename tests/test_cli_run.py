@@ -9,19 +9,21 @@ from __future__ import annotations
 import functools
 import re
 import sys
-import time
 import types
 from pathlib import Path
 
 import pytest
+import yaml
 from fake_runs import CHECKS, make_run
 from typer.testing import CliRunner
 
 from clinsynth.cli import app
+from clinsynth.loader import load_cohort
 from clinsynth.runs import read_manifest
 from clinsynth.simulate import simulate_cohort, write_sample
 
 runner = CliRunner()
+REPO = Path(__file__).resolve().parent.parent
 
 
 def flat(text: str) -> str:
@@ -121,11 +123,18 @@ def test_run_refuses_existing_out_before_training(tmp_path: Path, fake_pipeline)
     assert result.exit_code == 2 and "Unknown schema" in flat(result.output)
 
 
+def lenient_policy(path: Path) -> Path:
+    """The default policy with no check required, so the pipeline reaches export + sheets."""
+    policy = yaml.safe_load((REPO / "audits" / "policies" / "default.yaml").read_text())
+    policy["name"] = "lenient-test"
+    policy["checks"] = {k: {**v, "required": False} for k, v in policy["checks"].items()}
+    path.write_text(yaml.safe_dump(policy))
+    return path
+
+
 @pytest.mark.slow
 def test_run_end_to_end_small(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """Real generation (1 epoch) and audit on 500 simulated stays; < 60 s on this machine."""
-    pytest.importorskip("clinsynth.generation", reason="generation has not landed yet")
-    pytest.importorskip("clinsynth.auditing", reason="auditing has not landed yet")
+    """Real generation (1 epoch), audit, export and sheets on 500 simulated stays (< 60 s)."""
     import clinsynth.generation as generation
 
     monkeypatch.setattr(
@@ -134,19 +143,17 @@ def test_run_end_to_end_small(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -
     data = tmp_path / "cohort.csv.gz"
     write_sample(data, 500, seed=1)
     out = tmp_path / "run"
-    start = time.perf_counter()
+    policy = lenient_policy(tmp_path / "lenient.yaml")
+    args = ["run", str(data), "--schema", "icu_sim", "--out", str(out), "--n", "60"]
     result = runner.invoke(
-        app,
-        ["run", str(data), "--schema", "icu_sim", "--out", str(out), "--review-sheets", "3"],
+        app, [*args, "--policy", str(policy), "--review-sheets", "3"], env={"COLUMNS": "160"}
     )
-    elapsed = time.perf_counter() - start
-    assert result.exit_code in (0, 4), result.output
+    assert result.exit_code == 0, result.output
     manifest = read_manifest(out)
-    assert manifest["audit"] and (out / "audit.html").is_file()
-    assert "ε spent" in result.output
-    if result.exit_code == 0:
-        assert (out / "export" / "manifest.json").is_file()
-        assert pdf_pages(out / "review" / "review_sheets.pdf") == 3
-    else:
-        assert not (out / "export").exists()
-    assert elapsed < 120
+    assert manifest["audit"]["policy"] == "lenient-test" and (out / "audit.html").is_file()
+    assert manifest["export"]["exported"] + manifest["export"]["dropped_flagged"] == 60
+    exported = load_cohort(out / "export" / "cohort.csv", "icu_sim", enforce_window=False)
+    assert exported.n_patients == manifest["export"]["exported"]
+    assert pdf_pages(out / "review" / "review_sheets.pdf") == 3
+    text = flat(result.output)
+    assert "ε spent" in text and "utility_discriminator_auroc" in text

@@ -58,9 +58,9 @@ def run_dir(data: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
 def test_run_directory_layout_and_manifest(run_dir: Path, data: Path) -> None:
     assert (run_dir / "model.pt").is_file() and (run_dir / "synthetic" / "cohort.csv").is_file()
     manifest = read_manifest(run_dir)
-    assert MANIFEST_KEYS <= set(manifest)
-    assert INPUT_KEYS <= set(manifest["input"])
-    assert PRIVACY_KEYS <= set(manifest["privacy"])
+    assert set(manifest) >= MANIFEST_KEYS
+    assert set(manifest["input"]) >= INPUT_KEYS
+    assert set(manifest["privacy"]) >= PRIVACY_KEYS
     inp = manifest["input"]
     assert inp["data"]["sha256"] == sha256_file(data)
     assert inp["holdout"] == {"fraction": 0.2, "seed": 0}

@@ -47,9 +47,7 @@ def test_troponin_scale_keeps_icu_values_apart(encoding: Encoding) -> None:
 def test_static_codes_round_trip_with_missing(encoding: Encoding) -> None:
     schema = load_schema("icu_sim")
     names = [*schema.static_names, *schema.outcome_names]
-    statics = np.array(
-        [[45.0, 1.0, 172.0, 2.0, 80.0, 0.0], [88.0, 0.0, np.nan, 0.0, np.nan, 1.0]]
-    )
+    statics = np.array([[45.0, 1.0, 172.0, 2.0, 80.0, 0.0], [88.0, 0.0, np.nan, 0.0, np.nan, 1.0]])
     assert len(names) == statics.shape[1]
     codes = encoding.encode_statics(statics)
     back = encoding.decode_statics(codes, np.random.default_rng(0))

@@ -75,7 +75,8 @@ def register(app: typer.Typer) -> None:
         privacy, counts = manifest["privacy"], manifest["input"]["n_patients"]
         if privacy["dp"]:
             console.print(
-                f"Privacy: ε spent = {privacy['epsilon']:.3f} (target {privacy['target_epsilon']:g}), "
+                f"Privacy: ε spent = {privacy['epsilon']:.3f} "
+                f"(target {privacy['target_epsilon']:g}), "
                 f"δ = {privacy['delta']:.2e}, noise multiplier {privacy['noise_multiplier']:.3f}, "
                 f"{privacy['steps']} steps."
             )

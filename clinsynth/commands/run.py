@@ -112,7 +112,7 @@ def register(app: typer.Typer) -> None:
         from clinsynth.auditing import audit_run
         from clinsynth.commands.export import print_export_summary
         from clinsynth.commands.review import print_pack
-        from clinsynth.export import export_run
+        from clinsynth.export import export_run, next_steps
         from clinsynth.generation import generate_run
         from clinsynth.review import make_review_pack
 
@@ -153,12 +153,12 @@ def register(app: typer.Typer) -> None:
         if not result.passed:
             failed = [c for c in result.checks if _get(c, "passed") is False]
             required = [str(_get(c, "name")) for c in failed if _get(c, "required") is not False]
+            families = {str(_get(c, "family")) for c in failed if _get(c, "required") is not False}
             console.print(
                 f"[red bold]Audit FAILED[/red bold] (required checks failing: "
                 f"{', '.join(required)}): nothing was exported.\n"
-                f"Next: read {run_dir / AUDIT_HTML} to see why, then try a new run — another "
-                "--seed, a different --epsilon, or a larger cohort (--subsample up to 2000) — and "
-                "keep this folder for comparison."
+                f"Next: read {run_dir / AUDIT_HTML} to see why. {next_steps(families)} Keep this "
+                "folder for comparison."
             )
             console.print(f"Finished in {_duration(elapsed)}.")
             raise typer.Exit(AUDIT_FAILED_EXIT)

@@ -9,9 +9,9 @@ Time-varying numeric values are transformed (none/log/log1p) and standardised by
 half-width of the normal range (or of the hard limits when there is none) in transformed space,
 so the normal range maps to [-1, 1]. Statics and outcomes are each encoded as ONE categorical
 code with an explicit "missing" class last (Height is missing for about half of PhysioNet):
-binary → {0, 1, missing}, categorical → {categories..., missing}, numeric → bins uniform over the
-normal range ± 4 half-widths in transformed space (a tail bin up to each hard limit beyond) + missing:
-a flexible discretised likelihood whose bins are public.
+binary → {0, 1, missing}, categorical → {categories..., missing}, numeric → bins uniform over
+the normal range ± 4 half-widths in transformed space (a tail bin up to each hard limit beyond)
++ missing: a flexible discretised likelihood whose bins are public.
 """
 
 from __future__ import annotations

@@ -52,7 +52,7 @@ def sample_series(
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Draw ``x, m [B, T, V]`` step by step given the statics conditioning ``cond [B, C]``."""
     batch, device = cond.shape[0], cond.device
-    n_vars, k = model.n_vars, model.config.n_mix
+    n_vars = model.n_vars
     hist = History(batch, model.value_scale, model.value_shift, model.n_steps)
     cache = [b.to(device) for b in model.new_cache(batch)]
     w_mask = model.mask_made.masked_weight.T  # row u: effect of input u

@@ -119,7 +119,7 @@ class SequenceSynthesizer:
         if cohort.schema.fingerprint() != self.schema.fingerprint():
             raise ClinsynthError(
                 f"The cohort uses schema '{cohort.schema.name}' but the synthesizer was built for "
-                f"'{self.schema.name}' (or a different version of it); use the same schema for both."
+                f"'{self.schema.name}' (or a different version of it); use one schema for both."
             )
         n = cohort.n_patients
         if n < 2:
@@ -167,7 +167,7 @@ class SequenceSynthesizer:
 
     # ---------------------------------------------------------------- sampling
     def sample(self, n: int, seed: int | None = None) -> Cohort:
-        """``n`` synthetic stays with fresh IDs (S00001...), as a :class:`Cohort` in schema units."""
+        """``n`` synthetic stays with fresh IDs (S00001...): a :class:`Cohort` in schema units."""
         model = self._fitted()
         n = _positive_int("n", n)
         seed = self.seed if seed is None else seed
