@@ -47,6 +47,27 @@ def _seeds(seeds: Any) -> str:
     return _fmt(seeds)
 
 
+def _how_made(privacy: dict[str, Any], n_real: int | None) -> list[str]:
+    """The generation paragraph; a run without DP says so first, in bold."""
+    from clinsynth.export import is_differentially_private
+
+    stays = f"{n_real if n_real is not None else 'the training part of'} real stays"
+    if not is_differentially_private(privacy):
+        return [
+            f"**NOT differentially private.** A generator was trained on {stays} without a "
+            "formal privacy guarantee (an explicitly accepted no-DP run or the SDV PAR baseline);"
+            " only the audits below vouch for it. The rest of the real cohort was held out to "
+            "audit the result."
+        ]
+    return [
+        "A sequence model was trained with differentially private stochastic gradient descent "
+        f"(DP-SGD, opacus) on {stays}; the rest of the real cohort was held out to audit the "
+        "result. Everything the model learned from real data was paid for from the privacy "
+        "budget below; scaling, limits and categories come from the public schema. The cohort "
+        "was then sampled from the model."
+    ]
+
+
 def _privacy_lines(privacy: dict[str, Any]) -> list[str]:
     labels = [
         ("epsilon", "ε (privacy loss) spent"),
@@ -114,12 +135,7 @@ def render_datasheet(vetted: VettedRun, summary: ExportSummary) -> str:
         "",
         "## How it was made",
         "",
-        "A sequence model was trained with differentially private stochastic gradient descent "
-        f"(DP-SGD, opacus) on {n_real if n_real is not None else 'the training part of'} real "
-        "stays; the rest of the real cohort was held out to audit the result. Everything the "
-        "model learned from real data was paid for from the privacy budget below; scaling, "
-        "limits and categories come from the public schema. The cohort was then sampled from the "
-        "model.",
+        *_how_made(privacy, n_real),
         "",
         *_privacy_lines(privacy),
         f"- random seeds: {_seeds(run.get('seeds'))}",

@@ -161,8 +161,12 @@ def next_steps(failed_families: set[str]) -> str:
     return " ".join(steps) or "Generate a new run and audit it."
 
 
-def vet_run(run_dir: str | Path) -> VettedRun:
-    """Every check the export gate makes; raises ExportRefused with the reason and the fix."""
+def vet_run(run_dir: str | Path, allow_non_dp: bool = False) -> VettedRun:
+    """Every check the export gate makes; raises ExportRefused with the reason and the fix.
+
+    A run without differential privacy (``--no-dp-unsafe`` or the SDV PAR baseline) is refused
+    unless ``allow_non_dp``: the audits still vouch for it, but it carries no formal guarantee.
+    """
     run_dir = Path(run_dir)
     manifest = read_manifest(run_dir)
     section = manifest.get("audit")
@@ -207,11 +211,12 @@ def vet_run(run_dir: str | Path) -> VettedRun:
             "no longer vouches for them, so nothing was exported. If the change was intended, "
             f"re-run `clinsynth audit {run_dir}`; otherwise restore the original files."
         )
-    if not is_differentially_private(manifest.get("privacy", {})):
+    if not allow_non_dp and not is_differentially_private(manifest.get("privacy", {})):
         raise ExportRefused(
             f"{run_dir} was generated without differential privacy (or records no privacy "
-            "accounting). Such a cohort carries no formal privacy guarantee and clinsynth will "
-            "not export it; generate a new run with DP enabled (the default)."
+            "accounting). Such a cohort carries no formal privacy guarantee, so clinsynth does "
+            "not export it by default: generate a new run with DP enabled (the default), or pass "
+            "--allow-non-dp if your governance explicitly accepts an audit-only release."
         )
     flagged = audit.get("flagged_synthetic_ids", section.get("flagged_synthetic_ids", []))
     return VettedRun(
@@ -346,7 +351,9 @@ def _write_cohort(cohort: Cohort, directory: Path) -> list[Path]:
     return [Path(p) for p in write_cohort(cohort, directory)]
 
 
-def export_run(run_dir: str | Path, out_dir: str | Path, force: bool = False) -> ExportSummary:
+def export_run(
+    run_dir: str | Path, out_dir: str | Path, force: bool = False, allow_non_dp: bool = False
+) -> ExportSummary:
     """Export a run's audited synthetic cohort to ``out_dir`` (see the module docstring)."""
     run_dir, out_dir = Path(run_dir), Path(out_dir)
     if out_dir.exists() and (not out_dir.is_dir() or any(out_dir.iterdir())) and not force:
@@ -354,7 +361,7 @@ def export_run(run_dir: str | Path, out_dir: str | Path, force: bool = False) ->
             f"{out_dir} already exists and is not empty. clinsynth never overwrites an export: "
             "choose a new folder, or pass --force to replace it."
         )
-    vetted = vet_run(run_dir)
+    vetted = vet_run(run_dir, allow_non_dp=allow_non_dp)
     synthetic = load_synthetic(run_dir, vetted.schema)
     cohort, n_dropped = vetted_cohort(synthetic, vetted.flagged_ids)
     summary = ExportSummary(

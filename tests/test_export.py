@@ -105,6 +105,13 @@ def test_refuses_run_without_dp(tmp_path: Path) -> None:
     assert not (tmp_path / "out").exists()
 
 
+def test_non_dp_run_exports_only_when_explicitly_allowed(tmp_path: Path) -> None:
+    run = make_run(tmp_path, simulate_cohort(20, 1), dp=False)
+    export_run(run, tmp_path / "out", allow_non_dp=True)
+    datasheet = (tmp_path / "out" / "DATASHEET.md").read_text()
+    assert "NOT differentially private" in datasheet
+
+
 def test_refuses_existing_export_unless_force(tmp_path: Path) -> None:
     run = make_run(tmp_path, simulate_cohort(20, 1))
     out = tmp_path / "out"

@@ -33,6 +33,14 @@ def register(app: typer.Typer) -> None:
         force: Annotated[
             bool, typer.Option("--force", help="Replace an existing export folder.")
         ] = False,
+        allow_non_dp: Annotated[
+            bool,
+            typer.Option(
+                "--allow-non-dp",
+                help="Also export a run made WITHOUT differential privacy (no-DP or PAR "
+                "baseline); the datasheet says so.",
+            ),
+        ] = False,
     ) -> None:
         """Export an audited run: refuses unless its audit passed and nothing changed since.
 
@@ -40,5 +48,5 @@ def register(app: typer.Typer) -> None:
         schema's layout with manifest.json and DATASHEET.md.
         """
         with console.status("Checking the audit and exporting..."):
-            summary = export_run(run_dir, out, force=force)
+            summary = export_run(run_dir, out, force=force, allow_non_dp=allow_non_dp)
         print_export_summary(summary)
