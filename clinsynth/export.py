@@ -26,6 +26,7 @@ from clinsynth.cohort import Cohort
 from clinsynth.datasheet import render_datasheet
 from clinsynth.errors import ClinsynthError
 from clinsynth.io import new_directory, read_json, sha256_file, write_json_atomic, write_text_atomic
+from clinsynth.lineage.accounting import export_section, prepare_export, record_export
 from clinsynth.provenance import environment, package_versions, utc_now
 from clinsynth.runs import (
     AUDIT_JSON,
@@ -267,8 +268,10 @@ def vetted_cohort(synthetic: Cohort, flagged_ids: list[str]) -> tuple[Cohort, in
     return cohort, n_dropped
 
 
-def check_round_trip(files: list[Path], schema: Schema, expected: Cohort) -> None:
-    """Read the written files back with the loader: an export the loader can't read is a bug."""
+def check_round_trip(files: list[Path], schema: Schema, expected: Cohort) -> Cohort:
+    """Read the written files back with the loader: an export the loader can't read is a bug.
+
+    Returns the cohort as read back (the lineage fingerprints are taken from it)."""
     from clinsynth.loader import load_cohort
 
     main, *rest = files
@@ -279,6 +282,7 @@ def check_round_trip(files: list[Path], schema: Schema, expected: Cohort) -> Non
             "The exported files do not read back as the same cohort (patients differ); nothing "
             "was exported. This is a bug in the writer."
         )
+    return back
 
 
 # ---------------------------------------------------------------------------------------------
@@ -364,6 +368,8 @@ def export_run(
     vetted = vet_run(run_dir, allow_non_dp=allow_non_dp)
     synthetic = load_synthetic(run_dir, vetted.schema)
     cohort, n_dropped = vetted_cohort(synthetic, vetted.flagged_ids)
+    # lineage (clinsynth.lineage): the run's marker on every row, so the export stays recognisable
+    cohort, lineage = prepare_export(cohort, vetted.manifest)
     summary = ExportSummary(
         out_dir=out_dir,
         n_synthetic=synthetic.n_patients,
@@ -372,7 +378,7 @@ def export_run(
     )
     with new_directory(out_dir, force=force) as staging:
         written = _write_cohort(cohort, staging)
-        check_round_trip(written, vetted.schema, cohort)
+        back = check_round_trip(written, vetted.schema, cohort)
         write_text_atomic(staging / DATASHEET, render_datasheet(vetted, summary))
         files = {
             p.relative_to(staging).as_posix(): sha256_file(p)
@@ -381,7 +387,12 @@ def export_run(
         }
         summary.files = files
         # the manifest goes last: a folder with a manifest is a complete export
-        write_json_atomic(staging / EXPORT_MANIFEST, export_manifest(vetted, summary, files))
+        manifest = export_manifest(vetted, summary, files)
+        manifest["lineage"] = export_section(lineage, back)  # marker + per-patient fingerprints
+        write_json_atomic(staging / EXPORT_MANIFEST, manifest)
+    # lineage: fingerprints into the local registry, once the export folder is complete
+    record_export(lineage, manifest["clinsynth_export"], manifest["created"], summary.manifest,
+                  vetted.schema.name, files)  # fmt: skip
     update_manifest(
         run_dir,
         export={

@@ -39,8 +39,12 @@ def _max_depth(cohort: Cohort) -> int:
     return max((m.depth for m in parsed if m is not None), default=0)
 
 
-def run_section(loaded: Cohort, train: Cohort, allowed: float, run_id: str) -> dict[str, Any]:
-    """The ``lineage`` section of a run manifest (counts and run ids only, no patient ids)."""
+def run_section(loaded: Cohort, train: Cohort, allowed: float, run_key: str) -> dict[str, Any]:
+    """The ``lineage`` section of a run manifest (counts and run ids only, no patient ids).
+
+    ``run_key`` identifies the run deterministically (e.g. input hash + configuration, not the
+    creation time), so the same input, configuration and seed still give byte-identical files.
+    """
     depth = _max_depth(loaded) + 1
     n_train_synthetic = len(cohort_markers(train))
     return {
@@ -53,8 +57,8 @@ def run_section(loaded: Cohort, train: Cohort, allowed: float, run_id: str) -> d
             "max_depth": _max_depth(train),
         },
         "depth": depth,
-        "lineage_id": lineage_id(run_id),
-        "marker": make_marker(lineage_id(run_id), depth),
+        "lineage_id": lineage_id(run_key),
+        "marker": make_marker(lineage_id(run_key), depth),
     }
 
 
@@ -83,10 +87,14 @@ class ExportLineage:
 
 
 def prepare_export(cohort: Cohort, run_manifest: dict[str, Any]) -> tuple[Cohort, ExportLineage]:
-    """Stamp the cohort about to be exported with its run's marker and depth."""
+    """Stamp the cohort about to be exported with its run's marker (same as the run's output)."""
     run_id = str(run_manifest.get("clinsynth_run") or "unknown-run")
     depth = run_depth(run_manifest)
-    marker = make_marker(lineage_id(run_id), depth)
+    recorded = parse_marker((run_manifest.get("lineage") or {}).get("marker"))
+    if recorded is not None and recorded.well_formed:
+        marker = str(recorded)
+    else:  # a run made before lineage existed (or by another tool): named after its run id
+        marker = make_marker(lineage_id(run_id), depth)
     return stamp(cohort, marker), ExportLineage(run_id=run_id, depth=depth, marker=marker)
 
 

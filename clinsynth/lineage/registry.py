@@ -127,8 +127,9 @@ def register_export(entry: RegistryEntry, path: str | Path | None = None) -> Pat
                 fcntl.flock(fh, fcntl.LOCK_UN)
     except OSError as exc:
         raise ClinsynthError(
-            f"Could not record the export in the lineage registry {path} ({exc}). The registry is "
-            "how clinsynth recognises its own output when the clinsynth_run column is removed; "
-            f"make the folder writable or point ${ENV_VAR} to a writable file, then export again."
+            f"Could not record the export in the lineage registry {path} ({exc}). The files were "
+            "written, but without a registry entry clinsynth recognises them only by their "
+            "clinsynth_run column, not once that column is removed. Make the folder writable "
+            f"(or point ${ENV_VAR} to a writable file) and export again with --force."
         ) from None
     return path
