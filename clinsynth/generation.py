@@ -25,6 +25,7 @@ from clinsynth.errors import ClinsynthError
 from clinsynth.generator import SequenceSynthesizer
 from clinsynth.generator.synthesizer import DEFAULTS
 from clinsynth.io import new_directory, sha256_file
+from clinsynth.lineage.accounting import run_section, stamp_run_output
 from clinsynth.provenance import environment, package_versions, utc_now
 from clinsynth.runs import MODEL_FILE, SYNTHETIC_DIR, hash_files, write_manifest
 from clinsynth.schema import Schema, load_schema
@@ -54,10 +55,14 @@ def generate_run(
     progress: bool = True,
     command: str | None = None,
     console: Console | None = None,
+    allow_synthetic_fraction: float = 0.0,
 ) -> Path:
     """Train a DP generator on the training part of ``data_path`` and write ``out_dir``.
 
     ``n`` defaults to the number of training patients. Returns the run directory.
+    ``allow_synthetic_fraction``: the largest share of clinsynth-made patients the loader lets
+    into the training data (default 0: refused); the share and the run's generation depth are
+    recorded in the manifest's ``lineage`` section and the output is stamped with its marker.
     """
     from clinsynth.loader import load_cohort
     from clinsynth.writer import write_cohort
@@ -88,7 +93,7 @@ def generate_run(
         t0 = time.perf_counter()
         cohort = load_cohort(
             data_path, schema, outcomes_path=outcomes_path, subsample=subsample, seed=seed,
-            progress=progress,
+            progress=progress, allow_synthetic_fraction=allow_synthetic_fraction,
         )  # fmt: skip
         train, holdout = cohort.split(holdout_fraction, seed)
         timings["load_s"] = time.perf_counter() - t0
@@ -103,13 +108,23 @@ def generate_run(
         synthetic = synth.sample(n_synth, seed=seed)
         timings["sample_s"] = time.perf_counter() - t0
 
+        # lineage (clinsynth.lineage): depth = deepest input generation + 1; the output carries
+        # the run's marker. Keyed on input + configuration (not time): same bytes for same run.
+        data_hash = sha256_file(data_path)
+        config = {
+            **synth.get_params(),
+            "n_synthetic": n_synth,
+            "holdout_fraction": holdout_fraction,
+        }
+        lineage = run_section(cohort, train, allow_synthetic_fraction, _digest(data_hash, config))
+        synthetic = stamp_run_output(synthetic, lineage)
+
         t0 = time.perf_counter()
         write_cohort(synthetic, staging / SYNTHETIC_DIR)
         synth.save(staging / MODEL_FILE)
         timings["write_s"] = time.perf_counter() - t0
         timings["total_s"] = time.perf_counter() - start
 
-        data_hash = sha256_file(data_path)
         inputs = {
             "data": {"path": str(Path(data_path).resolve()), "sha256": data_hash},
             "outcomes": (
@@ -130,11 +145,6 @@ def generate_run(
             },
             "cleaning": cohort.report.to_dict(),
         }
-        config = {
-            **synth.get_params(),
-            "n_synthetic": n_synth,
-            "holdout_fraction": holdout_fraction,
-        }
         created = utc_now()
         manifest: dict[str, Any] = {
             "clinsynth_run": _run_id(created, data_hash, config),
@@ -144,6 +154,7 @@ def generate_run(
             "config": config,
             "seeds": {"subsample": seed, "split": seed, "training": seed, "sampling": seed},
             "privacy": json_safe(synth.privacy_report()),
+            "lineage": lineage,
             "versions": {**package_versions(), **environment()},
             "timings": {k: round(v, 3) for k, v in timings.items()},
             "files": hash_files(staging),
@@ -159,10 +170,13 @@ def json_safe(report: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def _digest(data_hash: str, config: dict) -> str:
+    return hashlib.sha256((data_hash + json.dumps(config, sort_keys=True)).encode()).hexdigest()
+
+
 def _run_id(created: str, data_hash: str, config: dict) -> str:
-    digest = hashlib.sha256((data_hash + json.dumps(config, sort_keys=True)).encode()).hexdigest()
     stamp = created.replace("-", "").replace(":", "").split("+")[0]
-    return f"{stamp}-{digest[:8]}"
+    return f"{stamp}-{_digest(data_hash, config)[:8]}"
 
 
 def _describe_call(data_path, schema_name: str, out_dir, config: dict) -> str:

@@ -89,6 +89,10 @@ def load_real_split(manifest: dict[str, Any]) -> tuple[Cohort, Cohort]:
         outcomes_path=Path(outcomes["path"]) if outcomes else None,
         subsample=inp.get("subsample"),
         seed=inp.get("subsample_seed", 0),
+        # the same lineage allowance generate used, or a mixed input could not be re-loaded
+        allow_synthetic_fraction=(manifest.get("lineage") or {}).get(
+            "allow_synthetic_fraction", 0.0
+        ),
     )
     split = inp["holdout"]
     return cohort.split(split["fraction"], split["seed"])

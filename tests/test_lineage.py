@@ -10,10 +10,12 @@ import numpy as np
 import pandas as pd
 import pytest
 from factories import make_cohort, make_schema, many_patients_file, write_schema
+from fake_runs import make_run
 from typer.testing import CliRunner
 
 from clinsynth.cli import app
 from clinsynth.cohort import Cohort
+from clinsynth.export import export_run
 from clinsynth.io import sha256_file
 from clinsynth.lineage import (
     MARKER_COLUMN,
@@ -28,6 +30,8 @@ from clinsynth.lineage import (
 )
 from clinsynth.lineage.accounting import export_section, prepare_export, record_export
 from clinsynth.loader import load_cohort
+from clinsynth.runs import load_real_split, read_manifest, update_manifest
+from clinsynth.simulate import simulate_cohort, write_sample
 from clinsynth.writer import write_cohort
 
 runner = CliRunner()
@@ -274,3 +278,75 @@ def test_lineage_of_an_export_and_of_a_mixed_file(tmp_path: Path, files) -> None
 
     schemaless = runner.invoke(app, ["lineage", str(files["export"])])
     assert make_marker(lineage_id("run-A"), 1) in schemaless.output
+
+
+# --------------------------------------------------------------------------- export and generate
+
+
+def test_export_stamps_fingerprints_and_registers(tmp_path: Path) -> None:
+    schema = make_schema(outcomes_file=True)
+    run = make_run(tmp_path, make_cohort(40, schema, seed=7), flagged=("p0003",))
+    summary = export_run(run, tmp_path / "export")
+    manifest = read_manifest(tmp_path / "export")
+    section = manifest["lineage"]
+    assert section["generation_depth"] == 1 and section["marker_column"] == MARKER_COLUMN
+    assert len(section["fingerprints"]) == summary.n_exported == 39
+    for name in ("cohort.csv", "outcomes.csv"):
+        column = _raw(tmp_path / "export" / name)[MARKER_COLUMN]
+        assert (column == section["marker"]).all()
+    (entry,) = read_registry().entries
+    assert entry.manifest == str(summary.manifest.resolve())
+    assert set(entry.fingerprints) == set(section["fingerprints"].values())
+    assert entry.files["cohort.csv"] == sha256_file(tmp_path / "export" / "cohort.csv")
+
+    exported = tmp_path / "export" / "cohort.csv"
+    with pytest.raises(SyntheticDataRefused):
+        load_cohort(exported, schema, tmp_path / "export" / "outcomes.csv", purpose="train",
+                    enforce_window=False, progress=False)  # fmt: skip
+    real = write_cohort(make_cohort(50, schema, seed=8), tmp_path / "real")
+    mixed = _mixed_file(real[0], exported, tmp_path, n_synth=2, strip=True)
+    with pytest.raises(SyntheticDataRefused, match="2 patients made by clinsynth"):
+        load_cohort(mixed, schema, real[1], purpose="train", enforce_window=False, progress=False)
+
+
+def test_export_of_a_deeper_run_carries_its_depth(tmp_path: Path) -> None:
+    schema = make_schema()
+    run = make_run(tmp_path, make_cohort(30, schema, seed=9))
+    marker = make_marker(lineage_id("a run trained on synthetic data"), 2)
+    update_manifest(run, lineage={"depth": 2, "marker": marker})
+    export_run(run, tmp_path / "export")
+    assert read_manifest(tmp_path / "export")["lineage"]["generation_depth"] == 2
+    assert (_raw(tmp_path / "export" / "cohort.csv")[MARKER_COLUMN] == marker).all()
+    assert read_registry().entries[0].depth == 2
+
+
+@pytest.mark.slow
+def test_generate_with_allowance_records_fraction_and_depth(tmp_path: Path) -> None:
+    """A real file with 20 clinsynth-made stays mixed in: refused before any training without the
+    flag; with it, trained, recorded (fraction, depth 2), output stamped, audit can re-load it."""
+    data = tmp_path / "mixed.csv"
+    write_sample(tmp_path / "real.csv.gz", 500, seed=5)
+    synthetic = _rekey(simulate_cohort(20, 11), "SYN-")
+    made = write_cohort(stamp(synthetic, make_marker(lineage_id("earlier"), 1)), tmp_path / "s")
+    pd.concat([_raw(tmp_path / "real.csv.gz"), _raw(made[0])]).to_csv(data, index=False)
+    args = ["generate", str(data), "--schema", "icu_sim", "--epochs", "1", "--n", "30"]
+    refused = runner.invoke(app, [*args, "--out", str(tmp_path / "refused")])
+    assert refused.exit_code == 3 and "20 patients made by clinsynth" in " ".join(
+        refused.output.split()
+    )
+    assert not (tmp_path / "refused").exists()
+
+    run = tmp_path / "run"
+    allowed = ["--allow-synthetic-fraction", "0.05", "--out", str(run)]
+    result = runner.invoke(app, [*args, *allowed])
+    assert result.exit_code == 0, result.output
+    assert "generation depth 2" in " ".join(result.output.split())
+    lineage = read_manifest(run)["lineage"]
+    assert lineage["allow_synthetic_fraction"] == 0.05 and lineage["depth"] == 2
+    assert lineage["input"]["synthetic_patients"] == 20
+    assert lineage["input"]["synthetic_fraction"] == pytest.approx(20 / 520, abs=1e-6)
+    assert 0 < lineage["training"]["synthetic_patients"] <= 20
+    out = _raw(run / "synthetic" / "cohort.csv")[MARKER_COLUMN]
+    assert (out == lineage["marker"]).all() and lineage["marker"].endswith(":d2")
+    train, holdout = load_real_split(read_manifest(run))  # the audit's re-load is not refused
+    assert train.n_patients + holdout.n_patients == 520

@@ -50,6 +50,14 @@ def register(app: typer.Typer) -> None:
                 help="Train WITHOUT differential privacy (experiments only; never exportable).",
             ),
         ] = False,
+        allow_synthetic_fraction: Annotated[
+            float,
+            typer.Option(
+                "--allow-synthetic-fraction",
+                help="Experts only: admit at most this share of clinsynth-made patients "
+                "(default 0: refused). Recorded in the manifest with the generation depth.",
+            ),
+        ] = 0.0,
     ) -> None:
         """Train a differentially private generator on DATA and sample a synthetic cohort."""
         from clinsynth.generation import generate_run
@@ -70,6 +78,7 @@ def register(app: typer.Typer) -> None:
             epochs=epochs,
             progress=True,
             command=shlex.join(["clinsynth", *sys.argv[1:]]),
+            allow_synthetic_fraction=allow_synthetic_fraction,
         )
         manifest = read_manifest(run_dir)
         privacy, counts = manifest["privacy"], manifest["input"]["n_patients"]
@@ -87,6 +96,14 @@ def register(app: typer.Typer) -> None:
             f"sampled {manifest['config']['n_synthetic']} synthetic stays in "
             f"{manifest['timings']['total_s']:.0f} s."
         )
+        lineage = manifest.get("lineage") or {}
+        if (lineage.get("training") or {}).get("synthetic_patients"):
+            share = lineage["training"]["synthetic_fraction"]
+            console.print(
+                f"[yellow]Lineage:[/yellow] {share:.1%} of the training patients were made by "
+                f"clinsynth (allowed: {allow_synthetic_fraction:g}); this run is generation "
+                f"depth {lineage['depth']}."
+            )
         console.print(f"Run folder: {run_dir}")
         console.print(f"  synthetic cohort: {run_dir / 'synthetic'}")
         console.print(f"  model: {run_dir / 'model.pt'}   manifest: {run_dir / 'manifest.json'}")

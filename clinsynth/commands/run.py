@@ -107,6 +107,14 @@ def register(app: typer.Typer) -> None:
         review_sheets: Annotated[
             int, typer.Option("--review-sheets", help="Review sheets to draw if passed (0: none).")
         ] = 40,
+        allow_synthetic_fraction: Annotated[
+            float,
+            typer.Option(
+                "--allow-synthetic-fraction",
+                help="Experts only: admit at most this share of clinsynth-made patients "
+                "(default 0: refused). Recorded in the manifest with the generation depth.",
+            ),
+        ] = 0.0,
     ) -> None:
         """Generate a DP synthetic cohort, audit it, export it (+ review sheets) if it passes."""
         from clinsynth.auditing import audit_run
@@ -124,6 +132,7 @@ def register(app: typer.Typer) -> None:
 
         console.rule("[bold]1/3 Load, validate and generate")
         options: dict[str, Any] = {"outcomes_path": outcomes, "subsample": subsample, "n": n}
+        options["allow_synthetic_fraction"] = allow_synthetic_fraction  # lineage allowance
         if epsilon is not None:
             options["epsilon"] = epsilon
         command = f"clinsynth run {data} --schema {schema} --out {out} --seed {seed}" + "".join(

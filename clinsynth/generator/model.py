@@ -119,20 +119,44 @@ class StayModel(nn.Module):
         self.in_proj = nn.Linear(v * PER_VARIABLE + GLOBAL, h)
         self.cond_proj = nn.Linear(encoding.cond_width, h)
         self.blocks = nn.ModuleList(CausalBlock(h, 2**i) for i in range(config.n_blocks))
-        self.head = nn.Linear(h, v * (1 + self.n_params))
-        nn.init.normal_(self.head.weight, std=0.1 / math.sqrt(h))
-        with torch.no_grad():  # a public prior: sparse measurement, unit-width components
-            self.head.bias.view(v, 1 + self.n_params)[:, 0] = -2.0
-            self.head.bias.view(v, 1 + self.n_params)[:, 1 + 2 * k : 1 + 3 * k] = math.log(0.3)
-        self.local = PerVariableLinear(v, PER_VARIABLE, 1 + self.n_params)
-        nn.init.zeros_(self.local.weight)
-        with torch.no_grad():  # numeric means start halfway between last value and level
+        # mask and value outputs each sum three paths: the shared network, a per-variable model
+        # of the variable's own history, and a direct (linear) effect of the statics/outcome
+        c, p = encoding.cond_width, self.n_params
+        self.mask_head = nn.Linear(h, v)
+        self.mask_local = PerVariableLinear(v, PER_VARIABLE, 1)
+        self.mask_cond = nn.Linear(c, v, bias=False)
+        self.mask_made = StrictlyLowerLinear(v)
+        self.value_head = nn.Linear(h, v * p)
+        self.value_local = PerVariableLinear(v, PER_VARIABLE, p)
+        self.value_cond = nn.Linear(c, v * p, bias=False)
+        self.value_made = StrictlyLowerLinear(v)
+        with torch.no_grad():  # public priors: sparse measurement, unit-width components,
+            # means halfway between the last value and the patient's running level
+            for layer in (self.mask_head, self.value_head, self.mask_cond, self.value_cond):
+                nn.init.normal_(layer.weight, std=0.1 / math.sqrt(layer.in_features))
+            self.mask_head.bias.fill_(-2.0)
+            self.value_head.bias.view(v, p)[:, 2 * k : 3 * k] = 0.0
+            nn.init.zeros_(self.mask_local.weight)
+            nn.init.zeros_(self.value_local.weight)
             for i in range(v):
                 if kinds[i] == "gauss":
-                    self.local.weight[i, 1 + k : 1 + 2 * k, LOCF] = 0.5
-                    self.local.weight[i, 1 + k : 1 + 2 * k, LEVEL] = 0.5
-        self.mask_made = StrictlyLowerLinear(v)
-        self.value_made = StrictlyLowerLinear(v)
+                    self.value_local.weight[i, k : 2 * k, LOCF] = 0.5
+                    self.value_local.weight[i, k : 2 * k, LEVEL] = 0.5
+
+    def clipping_groups(self) -> list[str]:
+        """Group of every parameter (in ``parameters()`` order) for per-group clipping."""
+        groups = []
+        for name, _ in self.named_parameters():
+            top = name.split(".")[0]
+            if top == "statics":
+                groups.append("statics")
+            elif top.startswith("mask_"):
+                groups.append("mask")
+            elif top.startswith("value_"):
+                groups.append("values")
+            else:
+                groups.append("network")
+        return groups
 
     @property
     def max_dilation(self) -> int:
@@ -147,10 +171,15 @@ class StayModel(nn.Module):
         c = self.cond_proj(cond)
         return h + (c.unsqueeze(1) if h.dim() == 3 else c)
 
-    def _outputs(self, hidden: torch.Tensor, per_var: torch.Tensor) -> torch.Tensor:
+    def _outputs(self, hidden: torch.Tensor, per_var: torch.Tensor, cond: torch.Tensor):
         """Hidden state → per-variable raw outputs ``[..., V, 1 + P]`` (before MADE terms)."""
-        glob = self.head(F.gelu(hidden)).unflatten(-1, (self.n_vars, 1 + self.n_params))
-        return glob + self.local(per_var)
+        a = F.gelu(hidden)
+        mask_c, value_c = self.mask_cond(cond), self.value_cond(cond)
+        if a.dim() == 3:  # [B, T, H]: the statics act on every step
+            mask_c, value_c = mask_c.unsqueeze(1), value_c.unsqueeze(1)
+        mask = self.mask_head(a) + mask_c + self.mask_local(per_var)[..., 0]
+        value = (self.value_head(a) + value_c).unflatten(-1, (self.n_vars, self.n_params))
+        return torch.cat([mask.unsqueeze(-1), value + self.value_local(per_var)], dim=-1)
 
     def mixture(self, params: torch.Tensor, shift: torch.Tensor):
         """(log weights, means, log sigmas) ``[..., V, K]`` of the numeric value mixtures."""
@@ -168,7 +197,7 @@ class StayModel(nn.Module):
         h = self._series_input(per_var, glob, cond)
         for block in self.blocks:
             h = block(h)
-        return self._outputs(h, per_var)
+        return self._outputs(h, per_var, cond)
 
     def forward(
         self,
@@ -179,7 +208,28 @@ class StayModel(nn.Module):
         x: torch.Tensor,
         m: torch.Tensor,
     ) -> torch.Tensor:
-        """Per-patient NLL ``[B]``: statics + (series NLL summed over variables, mean over time).
+        """Per-patient training objective ``[B]``: each part is a per-term average.
+
+        statics NLL / #fields + mask NLL / #grid cells + value NLL / #measured cells: every part
+        has a per-patient gradient of the same order whatever the stay's length or density, so
+        clipping treats patients and parts alike (a summed value NLL has gradients ~100x the
+        others and clipping would then bias the rest towards their mode).
+        """
+        statics, mask, values, n_cells = self.nll_parts(per_var, glob, cond, codes, x, m)
+        n_fields = len(self.statics.heads)
+        grid_cells = m.shape[1] * m.shape[2]
+        return statics / n_fields + mask / grid_cells + values / n_cells.clamp(min=1.0)
+
+    def nll_parts(
+        self,
+        per_var: torch.Tensor,
+        glob: torch.Tensor,
+        cond: torch.Tensor,
+        codes: torch.Tensor,
+        x: torch.Tensor,
+        m: torch.Tensor,
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Per-patient (statics NLL, mask NLL, value NLL, measured cells), each ``[B]``.
 
         Value terms are computed only on measured cells (about a fifth of the grid), gathered
         flat and summed back per patient.
@@ -205,9 +255,9 @@ class StayModel(nn.Module):
             ci = (v == idx).nonzero(as_tuple=True)[0]
             ce = F.cross_entropy(params[ci, :size], xs[ci].long(), reduction="none")
             nll = nll.index_add(0, ci, ce)
-        value_nll = torch.zeros(m.shape[0], dtype=nll.dtype, device=nll.device).index_add(0, b, nll)
-        series = (mask_nll + value_nll) / m.shape[1]
-        return self.statics.nll(codes, cond) + series
+        zeros = torch.zeros(m.shape[0], dtype=nll.dtype, device=nll.device)
+        value_nll = zeros.index_add(0, b, nll)
+        return self.statics.nll(codes, cond), mask_nll, value_nll, m.sum((1, 2))
 
     # ---------------------------------------------------------------- sampling
     def new_cache(self, batch: int) -> list[torch.Tensor]:
@@ -221,4 +271,4 @@ class StayModel(nn.Module):
         h = self._series_input(per_var, glob, cond)
         for block, buffer in zip(self.blocks, cache, strict=True):
             h = block.step(h, buffer, self.max_dilation + t)
-        return self._outputs(h, per_var)
+        return self._outputs(h, per_var, cond)

@@ -82,6 +82,7 @@ def train(
             config.accountant,
         )  # fmt: skip
         engine = PrivacyEngine(accountant=config.accountant)
+        norms = group_clipping_norms(model.clipping_groups(), config.max_grad_norm)
         with warnings.catch_warnings():  # opacus warns about secure RNG; seeded on purpose
             warnings.simplefilter("ignore")
             model, optimizer, loader = engine.make_private(
@@ -89,7 +90,8 @@ def train(
                 optimizer=optimizer,
                 data_loader=loader,
                 noise_multiplier=sigma,
-                max_grad_norm=config.max_grad_norm,
+                max_grad_norm=norms,
+                clipping="per_layer",
                 poisson_sampling=True,
                 noise_generator=noise_gen,
             )
@@ -133,6 +135,22 @@ def train(
         epochs=config.epochs,
         losses=losses,
     )
+
+
+def group_clipping_norms(groups: list[str], total: float) -> list[float]:
+    """Per-parameter clipping norms giving every group an equal share of the total norm.
+
+    With one flat clip, the value likelihood's gradients (large, summed over every measured
+    cell) would swamp the statics, outcome and measurement-pattern signals, and DP noise would
+    then drown those. Here each group (statics, mask, values, shared network) is clipped to
+    ``total / sqrt(#groups)``, split evenly over its tensors; the overall per-patient sensitivity
+    is still exactly ``total`` (opacus' per-layer clipping adds noise for the l2 norm of all
+    per-parameter bounds), so the privacy accounting is unchanged.
+    """
+    names = sorted(set(groups))
+    per_group = total / math.sqrt(len(names))
+    sizes = {g: groups.count(g) for g in names}
+    return [per_group / math.sqrt(sizes[g]) for g in groups]
 
 
 @functools.lru_cache(maxsize=64)
