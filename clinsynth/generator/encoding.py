@@ -178,7 +178,8 @@ class Encoding:
     """Everything needed to move between a schema's units and model tensors (public only)."""
 
     variables: list[VariableCoding]
-    statics: list[StaticCoding]
+    statics: list[StaticCoding]  # the schema's statics, then its outcomes
+    n_static: int  # how many of ``statics`` are statics proper (the rest are outcomes)
     n_steps: int
     step_hours: float
 
@@ -187,9 +188,15 @@ class Encoding:
         return cls(
             variables=[variable_coding(v) for v in schema.variables],
             statics=[static_coding(f) for f in [*schema.statics, *schema.outcomes]],
+            n_static=len(schema.statics),
             n_steps=schema.grid.n_steps,
             step_hours=schema.grid.step_hours,
         )
+
+    @property
+    def static_cond_width(self) -> int:
+        """Width of the statics-only part (the prefix) of the conditioning vector."""
+        return sum(f.cond_width for f in self.statics[: self.n_static])
 
     @property
     def n_variables(self) -> int:
@@ -234,6 +241,25 @@ class Encoding:
             else:
                 out[..., i][m] = np.clip(np.round(col[m]), 0, var.n_categories - 1)
         return out, mask.astype(np.float32)
+
+    def dequantise(self, values: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        """Spread values charted at a precision uniformly over their rounding interval.
+
+        A value recorded to 0 decimals stands for anything within ±0.5; training on the rounded
+        points would let the model squeeze a component onto them (a density without bound,
+        exploding gradients), and sampling rounds to the precision again anyway.
+        """
+        out = values.astype(np.float64, copy=True)
+        for i, var in enumerate(self.variables):
+            if var.kind != "gauss" or var.scale.decimals is None:
+                continue
+            col = out[..., i]
+            seen = ~np.isnan(col)
+            width = 10.0**-var.scale.decimals
+            col[seen] += (rng.random(int(seen.sum())) - 0.5) * width
+            if var.scale.low is not None:
+                col[seen] = np.clip(col[seen], var.scale.low, var.scale.high)
+        return out
 
     def decode_series(self, z: np.ndarray, mask: np.ndarray) -> np.ndarray:
         """Inverse of :meth:`encode_series`: schema units, NaN where ``mask`` is 0."""

@@ -6,8 +6,9 @@ features by construction.
 
 Per variable: last observed value (LOCF, standardised), mean of its values so far (the level a
 noisy vital reverts to), whether it was measured at t-1, whether it was ever measured, time since
-it was last measured (log-scaled), and the share of past steps it was measured in (the patient's
-own measurement intensity). Global: t/T, time since anything was measured (a stay that ended
+it was last measured (log-scaled, plus one-hot buckets so a per-variable linear model can learn a
+hazard peaking at a lab's usual interval), and the share of past steps it was measured in (the
+patient's own measurement intensity). Global: t/T, time since anything was measured (a stay that ended
 stops producing rows), share of variables measured at t-1.
 """
 
@@ -17,7 +18,9 @@ import math
 
 import torch
 
-PER_VARIABLE = 6
+GAP_EDGES = (2, 3, 5, 9, 17)  # gap (in steps) buckets [2], [3,4], [5,8], [9,16], [17,...)
+CORE = 6  # features the shared network sees per variable (the local models see all)
+PER_VARIABLE = CORE + len(GAP_EDGES)
 LOCF, LEVEL = 0, 1  # positions of the value features in the per-variable block
 GLOBAL = 3
 
@@ -47,12 +50,17 @@ class History:
         return x * self.scale + self.shift
 
     def features(self) -> tuple[torch.Tensor, torch.Tensor]:
-        """(per-variable ``[B, V, 6]``, global ``[B, 3]``) for the current step."""
+        """(per-variable ``[B, V, PER_VARIABLE]``, global ``[B, 3]``) for the current step."""
         gap = torch.log1p(self.t - self.last) / self.norm
         gap = torch.where(self.ever > 0, gap, torch.ones_like(gap))
         level = self.total / self.count.clamp(min=1.0)
         share = self.count / max(self.t, 1)
-        per_var = torch.stack([self.locf, level, self.prev, self.ever, gap, share], dim=-1)
+        steps = torch.where(self.ever > 0, self.t - self.last, torch.zeros_like(self.last))
+        buckets = [
+            ((steps >= lo) & (steps < hi)).float()
+            for lo, hi in zip(GAP_EDGES, (*GAP_EDGES[1:], math.inf), strict=True)
+        ]
+        per_var = torch.stack([self.locf, level, self.prev, self.ever, gap, share, *buckets], -1)
         gap_any = torch.where(
             self.last_any >= 0,
             torch.log1p(self.t - self.last_any) / self.norm,
@@ -79,7 +87,7 @@ class History:
 def teacher_forced_features(
     x: torch.Tensor, m: torch.Tensor, value_scale: torch.Tensor, value_shift: torch.Tensor
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Features for every step of real stays ``x, m [N, T, V]``: ``[N, T, V, 6]``, ``[N, T, 3]``."""
+    """Features for every step of real stays ``x, m [N, T, V]``: ``[N, T, V, F]``, ``[N, T, 3]``."""
     n, t_steps, _ = x.shape
     hist = History(n, value_scale, value_shift, t_steps)
     per_var, glob = [], []
@@ -89,3 +97,35 @@ def teacher_forced_features(
         glob.append(g)
         hist.update(x[:, t], m[:, t])
     return torch.stack(per_var, dim=1), torch.stack(glob, dim=1)
+
+
+SUMMARY_CLIP = 3.0  # summaries see values clipped to ±3 standardised units, scaled to ±1
+SUMMARY_SCALE = 1.0 / 3.0  # keeps the whole summary vector's norm around 2
+
+
+def stay_summary(
+    x: torch.Tensor, m: torch.Tensor, value_scale: torch.Tensor, value_shift: torch.Tensor
+) -> torch.Tensor:
+    """Whole-stay summary ``[N, V * 5]`` the outcome heads condition on.
+
+    Per variable: mean, minimum, maximum and last of its measured values (network-input space,
+    clipped to ±3 and scaled to ±1; 0 when never measured) and the share of steps measured.
+    Outcomes are generated after the series, from this summary, so a synthetic death "explains"
+    the synthetic stay the way a real one does.
+    """
+    u = ((x * value_scale + value_shift).clamp(-SUMMARY_CLIP, SUMMARY_CLIP)) / SUMMARY_CLIP
+    seen = m > 0
+    count = m.sum(dim=1)
+    ever = count > 0
+    mean = torch.where(seen, u, 0.0).sum(dim=1) / count.clamp(min=1.0)
+    low = torch.where(seen, u, torch.inf).amin(dim=1)
+    high = torch.where(seen, u, -torch.inf).amax(dim=1)
+    steps = torch.arange(x.shape[1], device=x.device).view(1, -1, 1)
+    last_idx = torch.where(seen, steps, -1).amax(dim=1).clamp(min=0)
+    last = torch.gather(u, 1, last_idx.unsqueeze(1)).squeeze(1)
+    parts = [mean, torch.where(ever, low, 0.0), torch.where(ever, high, 0.0)]
+    parts += [torch.where(ever, last, 0.0), count / x.shape[1]]
+    return torch.cat(parts, dim=-1) * SUMMARY_SCALE
+
+
+SUMMARY_PER_VARIABLE = 5

@@ -1,17 +1,22 @@
 """The generative model of a whole stay: one torch module, trained jointly (one privacy account).
 
-p(stay) = p(statics, outcome) · Π_t p(mask_t | past, statics) · p(values_t | mask_t, past, statics)
+p(stay) = p(statics) · Π_t p(mask_t | past, statics) p(values_t | mask_t, past, statics)
+          · p(outcomes | statics, stay summary)
 
-- Statics + outcome: autoregressive over the schema's statics then outcomes, each a small MLP
-  head over the earlier fields giving a softmax over that field's classes (bins + "missing").
-- Series: a causal dilated Conv1d stack (kernel 2; cheap per-sample gradients under opacus,
-  parallel over time in training) reads the history features of :mod:`features` plus the statics.
-  At each step it predicts which variables are measured (Bernoulli per variable, plus a
+- Statics: autoregressive over the schema's statics, each a small MLP head over the earlier
+  fields giving a softmax over that field's classes (bins + "missing").
+- Series: a causal dilated convolution stack (kernel 2; parallel over time in training, cheap
+  per-sample gradients under opacus) reads the history features of :mod:`features` and the
+  statics. At each step it predicts which variables are measured (Bernoulli per variable, plus a
   strictly-lower-triangular term so variables measured together come out together) and their
-  values (a mixture of Gaussians whose means are linear in the last value and the patient's
-  running level plus a network term, for numeric variables;
-  Bernoulli for binary, softmax for categorical; values also see the co-measured variables
-  earlier in the schema order, e.g. DiasABP sees SysABP).
+  values: for numeric variables a mixture of Gaussians whose means are linear in the last value
+  and the patient's running level plus a network term; Bernoulli for binary; softmax for
+  categorical. Values also see the co-measured variables earlier in the schema order (DiasABP
+  sees SysABP). Each output sums three paths: the shared network, a per-variable model of the
+  variable's own history and a direct linear effect of the statics.
+- Outcomes: generated last, by a multinomial logistic model over the statics and a whole-stay
+  summary, so a synthetic death goes with a stay that looks like one (a compact, DP-friendly
+  way to learn how outcome and trajectory relate).
 """
 
 from __future__ import annotations
@@ -24,10 +29,17 @@ import torch.nn.functional as F  # noqa: N812
 from torch import nn
 
 from clinsynth.generator.encoding import Encoding
-from clinsynth.generator.features import GLOBAL, LEVEL, LOCF, PER_VARIABLE
+from clinsynth.generator.features import (
+    CORE,
+    GLOBAL,
+    LEVEL,
+    LOCF,
+    PER_VARIABLE,
+    SUMMARY_PER_VARIABLE,
+)
 from clinsynth.generator.layers import PerVariableLinear, StrictlyLowerLinear
 
-LOG_SIGMA_MIN, LOG_SIGMA_MAX = -4.0, 1.5
+LOG_SIGMA_MIN, LOG_SIGMA_MAX = -3.5, 1.5  # σ from 0.03 to 4.5 standardised units
 HALF_LOG_2PI = 0.5 * math.log(2 * math.pi)
 
 
@@ -72,38 +84,58 @@ class CausalBlock(nn.Module):
         return h_t + self.out(F.gelu(z))
 
 
-class StaticsHeads(nn.Module):
-    """p(field_k | fields_<k) for every static and outcome, as softmaxes over classes."""
+class FieldHeads(nn.Module):
+    """p(field_k | fields_<k [, stay summary]) as a softmax over the field's classes.
 
-    def __init__(self, encoding: Encoding, hidden: int) -> None:
+    Statics: a small MLP over the earlier statics. Outcomes: a multinomial logistic model over
+    the statics, earlier outcomes and the stay summary (linear, so that DP noise spread over its
+    few hundred weights stays small).
+    """
+
+    def __init__(self, encoding: Encoding, hidden: int, summary_width: int) -> None:
         super().__init__()
         self.offsets = encoding.cond_offsets()
-        self.heads = nn.ModuleList(
-            nn.Sequential(nn.Linear(1 + off, hidden), nn.GELU(), nn.Linear(hidden, f.n_classes))
-            for off, f in zip(self.offsets, encoding.statics, strict=True)
-        )
+        self.n_static = encoding.n_static
+        heads: list[nn.Module] = []
+        for k, (off, f) in enumerate(zip(self.offsets, encoding.statics, strict=True)):
+            if k < self.n_static:
+                heads.append(
+                    nn.Sequential(
+                        nn.Linear(1 + off, hidden), nn.GELU(), nn.Linear(hidden, f.n_classes)
+                    )
+                )
+            else:
+                heads.append(nn.Linear(1 + off + summary_width, f.n_classes))
+        self.heads = nn.ModuleList(heads)
 
-    def logits(self, k: int, cond: torch.Tensor) -> torch.Tensor:
+    def logits(self, k: int, cond: torch.Tensor, summary: torch.Tensor | None) -> torch.Tensor:
         ones = torch.ones(cond.shape[0], 1, dtype=cond.dtype, device=cond.device)
-        return self.heads[k](torch.cat([ones, cond[:, : self.offsets[k]]], dim=1))
+        parts = [ones, cond[:, : self.offsets[k]]]
+        if k >= self.n_static:
+            parts.append(summary)
+        return self.heads[k](torch.cat(parts, dim=1))
 
-    def nll(self, codes: torch.Tensor, cond: torch.Tensor) -> torch.Tensor:
-        """Per-patient negative log-likelihood ``[B]`` (teacher forced on the real codes)."""
+    def nll(
+        self, codes: torch.Tensor, cond: torch.Tensor, summary: torch.Tensor, outcomes: bool
+    ) -> torch.Tensor:
+        """Summed NLL ``[B]`` of the statics (or of the outcomes), teacher forced."""
+        ks = range(self.n_static, len(self.heads)) if outcomes else range(self.n_static)
         total = torch.zeros(codes.shape[0], device=codes.device)
-        for k in range(len(self.heads)):
-            total = total + F.cross_entropy(self.logits(k, cond), codes[:, k], reduction="none")
+        for k in ks:
+            logits = self.logits(k, cond, summary)
+            total = total + F.cross_entropy(logits, codes[:, k], reduction="none")
         return total
 
 
 class StayModel(nn.Module):
-    """Statics heads + causal series network; ``forward`` returns per-patient NLL ``[B]``."""
+    """Field heads + causal series network; ``forward`` returns the per-patient objective."""
 
     def __init__(self, encoding: Encoding, config: ModelConfig) -> None:
         super().__init__()
         self.config = config
         v, k, h = encoding.n_variables, config.n_mix, config.hidden
         cats = [var.n_categories for var in encoding.variables if var.kind == "categorical"]
-        self.n_params = max(3 * k, *cats, 1)
+        self.n_params = p = max(3 * k, *cats, 1)
         self.n_vars = v
         self.n_steps = encoding.n_steps
         self.cat_index = encoding.indices("categorical")
@@ -115,13 +147,15 @@ class StayModel(nn.Module):
         self.register_buffer("value_scale", torch.tensor(scale))
         self.register_buffer("value_shift", torch.tensor(shift))
 
-        self.statics = StaticsHeads(encoding, config.static_hidden)
-        self.in_proj = nn.Linear(v * PER_VARIABLE + GLOBAL, h)
-        self.cond_proj = nn.Linear(encoding.cond_width, h)
+        self.fields = FieldHeads(encoding, config.static_hidden, v * SUMMARY_PER_VARIABLE)
+        self.n_static = encoding.n_static
+        self.n_outcomes = len(encoding.statics) - encoding.n_static
+        self.static_width = c = encoding.static_cond_width
+
+        self.in_proj = nn.Linear(v * CORE + GLOBAL, h)
+        self.cond_proj = nn.Linear(c, h)
         self.blocks = nn.ModuleList(CausalBlock(h, 2**i) for i in range(config.n_blocks))
-        # mask and value outputs each sum three paths: the shared network, a per-variable model
-        # of the variable's own history, and a direct (linear) effect of the statics/outcome
-        c, p = encoding.cond_width, self.n_params
+
         self.mask_head = nn.Linear(h, v)
         self.mask_local = PerVariableLinear(v, PER_VARIABLE, 1)
         self.mask_cond = nn.Linear(c, v, bias=False)
@@ -143,13 +177,18 @@ class StayModel(nn.Module):
                     self.value_local.weight[i, k : 2 * k, LOCF] = 0.5
                     self.value_local.weight[i, k : 2 * k, LEVEL] = 0.5
 
+    @property
+    def max_dilation(self) -> int:
+        return 2 ** (self.config.n_blocks - 1)
+
     def clipping_groups(self) -> list[str]:
         """Group of every parameter (in ``parameters()`` order) for per-group clipping."""
         groups = []
         for name, _ in self.named_parameters():
             top = name.split(".")[0]
-            if top == "statics":
-                groups.append("statics")
+            if top == "fields":
+                k = int(name.split(".")[2])
+                groups.append("statics" if k < self.n_static else "outcomes")
             elif top.startswith("mask_"):
                 groups.append("mask")
             elif top.startswith("value_"):
@@ -158,20 +197,18 @@ class StayModel(nn.Module):
                 groups.append("network")
         return groups
 
-    @property
-    def max_dilation(self) -> int:
-        return 2 ** (self.config.n_blocks - 1)
-
     # ---------------------------------------------------------------- shared pieces
     def _series_input(
         self, per_var: torch.Tensor, glob: torch.Tensor, cond: torch.Tensor
     ) -> torch.Tensor:
         """First hidden layer: history features plus the statics (broadcast over time)."""
-        h = self.in_proj(torch.cat([per_var.flatten(start_dim=-2), glob], dim=-1))
+        h = self.in_proj(torch.cat([per_var[..., :CORE].flatten(start_dim=-2), glob], dim=-1))
         c = self.cond_proj(cond)
         return h + (c.unsqueeze(1) if h.dim() == 3 else c)
 
-    def _outputs(self, hidden: torch.Tensor, per_var: torch.Tensor, cond: torch.Tensor):
+    def _outputs(
+        self, hidden: torch.Tensor, per_var: torch.Tensor, cond: torch.Tensor
+    ) -> torch.Tensor:
         """Hidden state → per-variable raw outputs ``[..., V, 1 + P]`` (before MADE terms)."""
         a = F.gelu(hidden)
         mask_c, value_c = self.mask_cond(cond), self.value_cond(cond)
@@ -194,6 +231,7 @@ class StayModel(nn.Module):
         self, per_var: torch.Tensor, glob: torch.Tensor, cond: torch.Tensor
     ) -> torch.Tensor:
         """Raw outputs ``[B, T, V, 1 + P]`` for every step at once (teacher forcing)."""
+        cond = cond[:, : self.static_width]  # the series sees the statics, not the outcomes
         h = self._series_input(per_var, glob, cond)
         for block in self.blocks:
             h = block(h)
@@ -207,18 +245,19 @@ class StayModel(nn.Module):
         codes: torch.Tensor,
         x: torch.Tensor,
         m: torch.Tensor,
+        summary: torch.Tensor,
     ) -> torch.Tensor:
         """Per-patient training objective ``[B]``: each part is a per-term average.
 
-        statics NLL / #fields + mask NLL / #grid cells + value NLL / #measured cells: every part
-        has a per-patient gradient of the same order whatever the stay's length or density, so
-        clipping treats patients and parts alike (a summed value NLL has gradients ~100x the
-        others and clipping would then bias the rest towards their mode).
+        statics NLL / #statics + outcomes NLL / #outcomes + mask NLL / #grid cells + value NLL /
+        #measured cells: every part has a per-patient gradient of the same order whatever the
+        stay's length or density, so clipping treats patients and parts alike (a summed value
+        NLL has gradients ~100x the others and clipping would then bias the rest to their mode).
         """
-        statics, mask, values, n_cells = self.nll_parts(per_var, glob, cond, codes, x, m)
-        n_fields = len(self.statics.heads)
-        grid_cells = m.shape[1] * m.shape[2]
-        return statics / n_fields + mask / grid_cells + values / n_cells.clamp(min=1.0)
+        parts = self.nll_parts(per_var, glob, cond, codes, x, m, summary)
+        statics, outcomes, mask, values, n_cells = parts
+        objective = statics / max(self.n_static, 1) + outcomes / max(self.n_outcomes, 1)
+        return objective + mask / (m.shape[1] * m.shape[2]) + values / n_cells.clamp(min=1.0)
 
     def nll_parts(
         self,
@@ -228,8 +267,9 @@ class StayModel(nn.Module):
         codes: torch.Tensor,
         x: torch.Tensor,
         m: torch.Tensor,
-    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
-        """Per-patient (statics NLL, mask NLL, value NLL, measured cells), each ``[B]``.
+        summary: torch.Tensor,
+    ) -> tuple[torch.Tensor, ...]:
+        """Per-patient (statics, outcomes, mask, value NLL, measured cells), each ``[B]``.
 
         Value terms are computed only on measured cells (about a fifth of the grid), gathered
         flat and summed back per patient.
@@ -257,7 +297,9 @@ class StayModel(nn.Module):
             nll = nll.index_add(0, ci, ce)
         zeros = torch.zeros(m.shape[0], dtype=nll.dtype, device=nll.device)
         value_nll = zeros.index_add(0, b, nll)
-        return self.statics.nll(codes, cond), mask_nll, value_nll, m.sum((1, 2))
+        statics = self.fields.nll(codes, cond, summary, outcomes=False)
+        outcomes = self.fields.nll(codes, cond, summary, outcomes=True)
+        return statics, outcomes, mask_nll, value_nll, m.sum((1, 2))
 
     # ---------------------------------------------------------------- sampling
     def new_cache(self, batch: int) -> list[torch.Tensor]:
@@ -268,6 +310,7 @@ class StayModel(nn.Module):
         self, per_var: torch.Tensor, glob: torch.Tensor, cond: torch.Tensor, cache: list, t: int
     ) -> torch.Tensor:
         """Raw outputs ``[B, V, 1 + P]`` at step t, reusing the blocks' past inputs in ``cache``."""
+        cond = cond[:, : self.static_width]
         h = self._series_input(per_var, glob, cond)
         for block, buffer in zip(self.blocks, cache, strict=True):
             h = block.step(h, buffer, self.max_dilation + t)

@@ -17,7 +17,7 @@ import torch
 
 from clinsynth.cohort import Cohort
 from clinsynth.generator.encoding import Encoding
-from clinsynth.generator.features import History
+from clinsynth.generator.features import History, stay_summary
 from clinsynth.generator.model import StayModel
 from clinsynth.schema import Schema
 
@@ -34,16 +34,20 @@ class RawSample:
 
 
 @torch.no_grad()
-def sample_statics(
-    model: StayModel, encoding: Encoding, n: int, gen: torch.Generator
-) -> np.ndarray:
-    codes = np.array([[f.missing_class for f in encoding.statics]] * n, dtype=np.int64)
+def sample_fields(
+    model: StayModel,
+    encoding: Encoding,
+    codes: np.ndarray,
+    fields: range,
+    gen: torch.Generator,
+    summary: torch.Tensor | None = None,
+) -> None:
+    """Draw ``codes[:, k]`` for k in ``fields`` in order, each given the earlier ones."""
     device = model.is_gauss.device
-    for k in range(len(encoding.statics)):
+    for k in fields:
         cond = torch.from_numpy(encoding.static_condition(codes)).to(device)
-        probs = torch.softmax(model.statics.logits(k, cond), dim=-1)
+        probs = torch.softmax(model.fields.logits(k, cond, summary), dim=-1)
         codes[:, k] = torch.multinomial(probs, 1, generator=gen).squeeze(1).cpu().numpy()
-    return codes
 
 
 @torch.no_grad()
@@ -100,11 +104,21 @@ def sample_raw(model: StayModel, encoding: Encoding, n: int, seed: int) -> RawSa
     gen = torch.Generator(device=device)
     gen.manual_seed(seed)
     model.eval()
-    codes = sample_statics(model, encoding, n, gen)
+    codes = np.array([[f.missing_class for f in encoding.statics]] * n, dtype=np.int64)
+    sample_fields(model, encoding, codes, range(encoding.n_static), gen)
+    scale, shift = model.value_scale, model.value_shift
     xs, ms = [], []
     for start in range(0, n, SAMPLE_CHUNK):
-        cond = torch.from_numpy(encoding.static_condition(codes[start : start + SAMPLE_CHUNK]))
-        x, m = sample_series(model, cond.to(device), gen)
+        chunk = slice(start, start + SAMPLE_CHUNK)
+        cond = torch.from_numpy(encoding.static_condition(codes[chunk])).to(device)
+        x, m = sample_series(model, cond, gen)
+        # outcomes come last, given the statics and the stay just drawn
+        outcome_codes = codes[chunk]
+        sample_fields(
+            model, encoding, outcome_codes, range(encoding.n_static, len(encoding.statics)),
+            gen, summary=stay_summary(x, m, scale, shift),
+        )  # fmt: skip
+        codes[chunk] = outcome_codes
         xs.append(x.cpu().numpy())
         ms.append(m.cpu().numpy())
     return RawSample(codes, np.concatenate(xs), np.concatenate(ms))

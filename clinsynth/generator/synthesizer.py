@@ -19,7 +19,7 @@ import torch
 from clinsynth.cohort import Cohort
 from clinsynth.errors import ClinsynthError
 from clinsynth.generator.encoding import Encoding
-from clinsynth.generator.features import teacher_forced_features
+from clinsynth.generator.features import stay_summary, teacher_forced_features
 from clinsynth.generator.model import ModelConfig, StayModel
 from clinsynth.generator.sampling import sample_raw, to_cohort
 from clinsynth.generator.training import ProgressFn, TrainingConfig, TrainingResult, train
@@ -33,7 +33,7 @@ DEFAULTS = {
     "epochs": 40,
     "batch_size": 500,
     "learning_rate": 3e-3,
-    "max_grad_norm": 1.0,
+    "max_grad_norm": 3.2,
     "hidden": 64,
     "n_blocks": 4,
     "n_mix": 3,
@@ -155,14 +155,15 @@ class SequenceSynthesizer:
 
     def _tensors(self, cohort: Cohort) -> tuple[torch.Tensor, ...]:
         grid = to_grid(cohort)
-        x, m = self.encoding.encode_series(grid.values)
-        x = _dequantise(x, m, self.encoding, np.random.default_rng(self.seed))
+        values = self.encoding.dequantise(grid.values, np.random.default_rng(self.seed))
+        x, m = self.encoding.encode_series(values)
         codes = self.encoding.encode_statics(grid.statics)
         cond = self.encoding.static_condition(codes)
         xt, mt = torch.from_numpy(x), torch.from_numpy(m)
         scale, shift = (torch.tensor(v) for v in self.encoding.input_maps())
         per_var, glob = teacher_forced_features(xt, mt, scale, shift)
-        tensors = (per_var, glob, torch.from_numpy(cond), torch.from_numpy(codes), xt, mt)
+        summary = stay_summary(xt, mt, scale, shift)
+        tensors = (per_var, glob, torch.from_numpy(cond), torch.from_numpy(codes), xt, mt, summary)
         return tuple(t.to(self.device) for t in tensors)
 
     # ---------------------------------------------------------------- sampling
@@ -274,18 +275,6 @@ class SequenceSynthesizer:
         synth.n_train_ = payload["n_train"]
         synth.fit_seconds_ = payload["fit_seconds"]
         return synth
-
-
-def _dequantise(
-    x: np.ndarray, m: np.ndarray, encoding: Encoding, rng: np.random.Generator
-) -> np.ndarray:
-    """Spread integer-valued variables (GCS) over their unit interval so densities stay finite."""
-    out = x.copy()
-    for i, var in enumerate(encoding.variables):
-        if var.kind == "gauss" and var.scale.decimals == 0 and var.scale.transform == "none":
-            jitter = (rng.random(x.shape[:2]) - 0.5) / var.scale.half
-            out[..., i] = np.where(m[..., i] > 0, x[..., i] + jitter, x[..., i])
-    return out.astype(np.float32)
 
 
 def _seed_everything(seed: int) -> None:

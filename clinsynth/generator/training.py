@@ -17,6 +17,7 @@ from dataclasses import dataclass
 import torch
 from torch.utils.data import DataLoader, TensorDataset
 
+from clinsynth.generator.dp import LR_SCALE, make_private
 from clinsynth.generator.model import StayModel
 
 ProgressFn = Callable[[int, int, float, float | None], None]
@@ -72,29 +73,25 @@ def train(
     loader = DataLoader(
         TensorDataset(*tensors), batch_size=config.batch_size, shuffle=True, generator=data_gen
     )
-    optimizer = torch.optim.Adam(model.parameters(), lr=config.learning_rate)
-    engine = None
+    optimizer, groups = _adam(model, config.learning_rate)
+    private = None
     if config.dp:
-        from opacus import PrivacyEngine
-
         sigma = noise_multiplier(
             config.epsilon, config.delta, 1.0 / len(loader), config.epochs * len(loader),
             config.accountant,
         )  # fmt: skip
-        engine = PrivacyEngine(accountant=config.accountant)
-        norms = group_clipping_norms(model.clipping_groups(), config.max_grad_norm)
-        with warnings.catch_warnings():  # opacus warns about secure RNG; seeded on purpose
-            warnings.simplefilter("ignore")
-            model, optimizer, loader = engine.make_private(
-                module=model,
-                optimizer=optimizer,
-                data_loader=loader,
-                noise_multiplier=sigma,
-                max_grad_norm=norms,
-                clipping="per_layer",
-                poisson_sampling=True,
-                noise_generator=noise_gen,
-            )
+        private = make_private(
+            model,
+            groups,
+            optimizer,
+            loader,
+            noise_multiplier=sigma,
+            max_grad_norm=config.max_grad_norm,
+            accountant=config.accountant,
+            data_generator=data_gen,
+            noise_generator=noise_gen,
+        )
+        model, optimizer, loader = private.module, private.optimizer, private.loader
     steps_per_epoch = len(loader)
     total = config.epochs * steps_per_epoch
     scheduler = torch.optim.lr_scheduler.LambdaLR(
@@ -119,15 +116,15 @@ def train(
             seen += batch[0].shape[0]
         losses.append(epoch_loss / max(seen, 1))
         if progress is not None:
-            eps = _spent(engine, config) if engine is not None else None
+            eps = private.epsilon(config.delta) if private is not None else None
             progress(epoch + 1, config.epochs, losses[-1], eps)
 
-    if engine is None:
+    if private is None:
         return TrainingResult(
             math.inf, 0.0, None, 1.0 / steps_per_epoch, total, config.epochs, losses
         )
     return TrainingResult(
-        epsilon=_spent(engine, config),
+        epsilon=private.epsilon(config.delta),
         delta=config.delta,
         noise_multiplier=float(optimizer.noise_multiplier),
         sample_rate=1.0 / steps_per_epoch,
@@ -137,20 +134,17 @@ def train(
     )
 
 
-def group_clipping_norms(groups: list[str], total: float) -> list[float]:
-    """Per-parameter clipping norms giving every group an equal share of the total norm.
-
-    With one flat clip, the value likelihood's gradients (large, summed over every measured
-    cell) would swamp the statics, outcome and measurement-pattern signals, and DP noise would
-    then drown those. Here each group (statics, mask, values, shared network) is clipped to
-    ``total / sqrt(#groups)``, split evenly over its tensors; the overall per-patient sensitivity
-    is still exactly ``total`` (opacus' per-layer clipping adds noise for the l2 norm of all
-    per-parameter bounds), so the privacy accounting is unchanged.
-    """
-    names = sorted(set(groups))
-    per_group = total / math.sqrt(len(names))
-    sizes = {g: groups.count(g) for g in names}
-    return [per_group / math.sqrt(sizes[g]) for g in groups]
+def _adam(model: StayModel, lr: float) -> tuple[torch.optim.Adam, list[str]]:
+    """Adam with one parameter group per learning-rate scale; clipping group of each parameter
+    in the optimiser's own order (which the DP optimiser iterates in)."""
+    named = list(zip(model.clipping_groups(), model.parameters(), strict=True))
+    scales = sorted({LR_SCALE.get(g, 1.0) for g, _ in named})
+    param_groups, order = [], []
+    for scale in scales:
+        members = [(g, p) for g, p in named if LR_SCALE.get(g, 1.0) == scale]
+        param_groups.append({"params": [p for _, p in members], "lr": lr * scale})
+        order += [g for g, _ in members]
+    return torch.optim.Adam(param_groups), order
 
 
 @functools.lru_cache(maxsize=64)
@@ -175,7 +169,3 @@ def noise_multiplier(
                 accountant=accountant,
             )
         )
-
-
-def _spent(engine, config: TrainingConfig) -> float:
-    return float(engine.accountant.get_epsilon(delta=config.delta))
