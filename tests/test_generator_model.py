@@ -96,7 +96,9 @@ def test_stepwise_sampling_path_equals_parallel_training_path(encoding: Encoding
 
 
 @pytest.mark.filterwarnings("ignore:Full backward hook")
-@pytest.mark.parametrize("layer", [PerVariableLinear(5, 3, 4), StrictlyLowerLinear(5)])
+@pytest.mark.parametrize(
+    "layer", [PerVariableLinear(5, 3, 4), StrictlyLowerLinear(5), StrictlyLowerLinear(5, band=2)]
+)
 def test_custom_grad_samplers_match_per_sample_autograd(layer: torch.nn.Module) -> None:
     torch.manual_seed(1)
     with torch.no_grad():
@@ -124,3 +126,9 @@ def test_strictly_lower_ignores_itself_and_later_inputs() -> None:
     x2 = x.clone()
     x2[:, 2:] += 10.0  # change inputs 2, 3: outputs 0..2 must not move
     assert torch.allclose(layer(x2)[:, :3], y[:, :3])
+    banded = StrictlyLowerLinear(4, band=1)
+    with torch.no_grad():
+        banded.weight.normal_()
+    x3 = x.clone()
+    x3[:, 0] += 10.0  # output 2 sees only input 1 with a band of 1
+    assert torch.allclose(banded(x3)[:, 2:], banded(x)[:, 2:])

@@ -29,7 +29,7 @@ from torch.utils.data import DataLoader
 GROUP_SHARES = {"statics": 1.0, "outcomes": 2.0, "mask": 0.5, "network": 1.0, "values": 2.0}
 # The outcome heads read a down-scaled stay summary (small inputs keep their per-patient gradient
 # under its clip, so deaths are not down-weighted); a larger step size compensates.
-LR_SCALE = {"outcomes": 3.0}
+LR_SCALE = {"outcomes": 3.0, "local": 3.0}
 
 
 class GroupClippingOptimizer(DPOptimizer):

@@ -34,16 +34,26 @@ class PerVariableLinear(nn.Module):
 
 
 class StrictlyLowerLinear(nn.Module):
-    """``[..., V] → [..., V]``; output ``v`` depends only on inputs ``u < v`` (no bias)."""
+    """``[..., V] → [..., V]``; output ``v`` depends only on inputs ``v - band <= u < v``.
 
-    def __init__(self, n: int) -> None:
+    No bias. The band keeps the dependencies local in the schema's order, where related
+    variables sit together (SysABP/DiasABP/MAP, the blood gases, a chemistry panel), and keeps
+    the number of weights (each one taking DP noise) small.
+    """
+
+    def __init__(self, n: int, band: int | None = None) -> None:
         super().__init__()
+        self.band = n if band is None else band
         self.weight = nn.Parameter(torch.zeros(n, n))
+
+    def restrict(self, w: torch.Tensor) -> torch.Tensor:
+        """Zero outside the band below the diagonal (a function: opacus forbids buffers)."""
+        return torch.triu(torch.tril(w, diagonal=-1), diagonal=-self.band)
 
     @property
     def masked_weight(self) -> torch.Tensor:
-        """Row v = weights of output v; zero on and above the diagonal (opacus forbids buffers)."""
-        return torch.tril(self.weight, diagonal=-1)
+        """Row v = weights of output v."""
+        return self.restrict(self.weight)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return x @ self.masked_weight.T
@@ -75,4 +85,4 @@ def _strictly_lower_grad_sample(
         return {layer.weight: torch.zeros_like(layer.weight).unsqueeze(0)}
     a = a.reshape(n, -1, a.shape[-1])
     g = backprops.reshape(n, -1, backprops.shape[-1])
-    return {layer.weight: torch.tril(torch.einsum("nto,nti->noi", g, a), diagonal=-1)}
+    return {layer.weight: layer.restrict(torch.einsum("nto,nti->noi", g, a))}

@@ -73,7 +73,7 @@ def sample_series(
             u = torch.rand(batch, generator=gen, device=device)
             m_t[:, v] = (u < torch.sigmoid(logit[:, v])).float()
             logit += m_t[:, v : v + 1] * w_mask[v]
-        logw, mu, log_sigma = model.mixture(params, torch.zeros_like(logit))
+        logw, mu, log_sigma = model.mixture(params, per_var, torch.zeros_like(logit))
         shift = torch.zeros(batch, n_vars, device=device)
         x_t = torch.zeros(batch, n_vars, device=device)
         for v in range(n_vars):

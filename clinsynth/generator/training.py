@@ -136,12 +136,19 @@ def train(
 
 def _adam(model: StayModel, lr: float) -> tuple[torch.optim.Adam, list[str]]:
     """Adam with one parameter group per learning-rate scale; clipping group of each parameter
-    in the optimiser's own order (which the DP optimiser iterates in)."""
-    named = list(zip(model.clipping_groups(), model.parameters(), strict=True))
-    scales = sorted({LR_SCALE.get(g, 1.0) for g, _ in named})
+    in the optimiser's own order (which the DP optimiser iterates in).
+
+    DP-SGD affords only a few hundred steps, so the few-parameter parts that must travel far
+    from their initial values (per-variable history models, outcome heads) take larger steps.
+    """
+    groups = model.clipping_groups()
+    names = [name for name, _ in model.named_parameters()]
+    tags = ["local" if "_local." in n else g for n, g in zip(names, groups, strict=True)]
+    named = list(zip(groups, tags, model.parameters(), strict=True))
+    scales = sorted({LR_SCALE.get(tag, 1.0) for _, tag, _ in named})
     param_groups, order = [], []
     for scale in scales:
-        members = [(g, p) for g, p in named if LR_SCALE.get(g, 1.0) == scale]
+        members = [(g, p) for g, tag, p in named if LR_SCALE.get(tag, 1.0) == scale]
         param_groups.append({"params": [p for _, p in members], "lr": lr * scale})
         order += [g for g, _ in members]
     return torch.optim.Adam(param_groups), order
