@@ -112,8 +112,9 @@ def quality(train: Cohort, test: Cohort, synth: Cohort, seed: int = 0) -> dict[s
 
 def run_one(train: Cohort, test: Cohort, epsilon: float, args: argparse.Namespace) -> dict:
     kwargs = {"epochs": args.epochs} if args.epochs else {}
-    if args.batch_size:
-        kwargs["batch_size"] = args.batch_size
+    for key in ("batch_size", "hidden", "n_blocks", "learning_rate"):
+        if getattr(args, key):
+            kwargs[key] = getattr(args, key)
     synth_model = SequenceSynthesizer(
         train.schema, epsilon=epsilon, seed=args.seed, dp=not args.no_dp_unsafe, **kwargs
     )
@@ -126,6 +127,8 @@ def run_one(train: Cohort, test: Cohort, epsilon: float, args: argparse.Namespac
 
     synth_model.fit(train, progress=progress)
     fit_s = time.perf_counter() - t0
+    if args.save:
+        synth_model.save(args.save.with_name(f"{args.save.stem}_eps{epsilon:g}.pt"))
     t0 = time.perf_counter()
     synth = synth_model.sample(args.n, seed=args.seed + 1)
     sample_s = time.perf_counter() - t0
@@ -186,6 +189,10 @@ def main() -> None:
     parser.add_argument("--n", type=int, default=2000, help="synthetic stays to sample")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--batch-size", type=int, default=None, help="default: the generator's")
+    parser.add_argument("--hidden", type=int, default=None, help="default: the generator's")
+    parser.add_argument("--n-blocks", type=int, default=None, help="default: the generator's")
+    parser.add_argument("--learning-rate", type=float, default=None, help="default: generator's")
+    parser.add_argument("--save", type=Path, default=None, help="save the trained model here")
     parser.add_argument("--no-dp-unsafe", action="store_true", help="reference run without DP")
     parser.add_argument("--verbose", action="store_true", help="print every epoch")
     parser.add_argument("--details", action="store_true", help="per-variable rates and ACF")

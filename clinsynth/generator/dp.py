@@ -27,9 +27,13 @@ from torch.utils.data import DataLoader
 # modelling choices (fixed before seeing any data): a summed-over-cells value gradient is
 # several times larger than the rest, so values get the largest share.
 GROUP_SHARES = {"statics": 1.0, "outcomes": 2.0, "mask": 0.5, "network": 1.0, "values": 2.0}
-# The outcome heads read a down-scaled stay summary (small inputs keep their per-patient gradient
-# under its clip, so deaths are not down-weighted); a larger step size compensates.
-LR_SCALE = {"outcomes": 3.0, "local": 3.0}
+# Step-size multipliers. DP-SGD affords a few hundred steps; Adam moves every weight by about
+# the step size per step, in a random direction where noise dominates. Large shared matrices
+# therefore take small steps (their noise walk would otherwise add random functions to every
+# output) while the few-parameter parts that carry most of the signal and must travel far —
+# per-variable history models, biases, the statics heads, the outcome heads (which also read a
+# down-scaled stay summary) — take larger ones.
+LR_SCALE = {"outcomes": 5.0, "local": 5.0, "statics": 3.0, "bias": 3.0}
 
 
 class GroupClippingOptimizer(DPOptimizer):

@@ -32,7 +32,7 @@ DEFAULTS = {
     "epsilon": 4.0,
     "epochs": 40,
     "batch_size": 500,
-    "learning_rate": 1e-2,
+    "learning_rate": 3e-3,
     "max_grad_norm": 3.2,
     "hidden": 64,
     "n_blocks": 4,

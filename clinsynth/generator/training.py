@@ -143,7 +143,7 @@ def _adam(model: StayModel, lr: float) -> tuple[torch.optim.Adam, list[str]]:
     """
     groups = model.clipping_groups()
     names = [name for name, _ in model.named_parameters()]
-    tags = ["local" if "_local." in n else g for n, g in zip(names, groups, strict=True)]
+    tags = [_lr_tag(n, g) for n, g in zip(names, groups, strict=True)]
     named = list(zip(groups, tags, model.parameters(), strict=True))
     scales = sorted({LR_SCALE.get(tag, 1.0) for _, tag, _ in named})
     param_groups, order = [], []
@@ -152,6 +152,14 @@ def _adam(model: StayModel, lr: float) -> tuple[torch.optim.Adam, list[str]]:
         param_groups.append({"params": [p for _, p in members], "lr": lr * scale})
         order += [g for g, _ in members]
     return torch.optim.Adam(param_groups), order
+
+
+def _lr_tag(name: str, group: str) -> str:
+    if "_local." in name:
+        return "local"
+    if group in ("outcomes", "statics"):
+        return group
+    return "bias" if name.endswith(".bias") else group
 
 
 @functools.lru_cache(maxsize=64)
