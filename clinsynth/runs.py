@@ -52,8 +52,10 @@ def hash_files(directory: str | Path, exclude: tuple[str, ...] = (MANIFEST,)) ->
     directory = Path(directory)
     hashes = {}
     for path in sorted(directory.rglob("*")):
-        rel = path.relative_to(directory).as_posix()
-        if path.is_file() and rel not in exclude and not any(p.startswith(".") for p in path.parts):
+        rel_path = path.relative_to(directory)
+        rel = rel_path.as_posix()
+        hidden = any(part.startswith(".") for part in rel_path.parts)
+        if path.is_file() and rel not in exclude and not hidden:
             hashes[rel] = sha256_file(path)
     return hashes
 
