@@ -21,8 +21,8 @@ from typing import Any
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
+from clinsynth.engines import DEFAULT_ENGINE, make_engine
 from clinsynth.errors import ClinsynthError
-from clinsynth.generator import SequenceSynthesizer
 from clinsynth.generator.synthesizer import DEFAULTS
 from clinsynth.io import new_directory, sha256_file
 from clinsynth.lineage.accounting import run_section, stamp_run_output
@@ -34,6 +34,10 @@ DP_WARNING = (
     "TRAINING WITHOUT DIFFERENTIAL PRIVACY (--no-dp-unsafe). The model can memorise and reproduce "
     "real patients; the run is recorded with epsilon = infinity and `clinsynth export` will refuse "
     "it. Use this only for experiments on data you are allowed to see."
+)
+PAR_WARNING = (
+    "The 'par' engine (SDV PARSynthesizer) is a baseline WITHOUT differential privacy: the run "
+    "is recorded with epsilon = infinity and `clinsynth export` refuses it unless --allow-non-dp."
 )
 
 
@@ -56,6 +60,7 @@ def generate_run(
     command: str | None = None,
     console: Console | None = None,
     allow_synthetic_fraction: float = 0.0,
+    engine: str = DEFAULT_ENGINE,
 ) -> Path:
     """Train a DP generator on the training part of ``data_path`` and write ``out_dir``.
 
@@ -76,18 +81,22 @@ def generate_run(
         )
     if n is not None and (isinstance(n, bool) or not isinstance(n, int) or n <= 0):
         raise ClinsynthError(f"--n must be a positive number of synthetic stays, got {n!r}.")
-    options = {"epochs": epochs, "batch_size": batch_size}
-    synth = SequenceSynthesizer(
+    options = {"batch_size": batch_size}
+    synth = make_engine(
+        engine,
         schema,
+        seed=seed,
+        epochs=epochs,
         epsilon=epsilon,
         delta=delta,
-        seed=seed,
         dp=dp,
         **{k: v for k, v in options.items() if v is not None},
     )  # validates every parameter before any data is read
     console = console or Console(stderr=True)
     if not dp:
         console.print(f"[bold red]WARNING: {DP_WARNING}[/bold red]")
+    elif engine != DEFAULT_ENGINE:
+        console.print(f"[bold red]WARNING: {PAR_WARNING}[/bold red]")
     timings: dict[str, float] = {}
     with new_directory(out_dir) as staging:
         t0 = time.perf_counter()
@@ -112,6 +121,7 @@ def generate_run(
         # the run's marker. Keyed on input + configuration (not time): same bytes for same run.
         data_hash = sha256_file(data_path)
         config = {
+            "engine": engine,
             **synth.get_params(),
             "n_synthetic": n_synth,
             "holdout_fraction": holdout_fraction,

@@ -349,3 +349,35 @@ def test_split_real_is_disjoint_and_seeded(cohort: Cohort) -> None:
     assert again[0].patient_ids == train.patient_ids
     with pytest.raises(ClinsynthError):
         compare.split_real(cohort, 60, 30, seed=0)
+
+
+def test_generate_engine_par_makes_a_run_the_audit_and_export_gate_accept(
+    schema: Schema, tmp_path: Path
+) -> None:
+    """`clinsynth generate --engine par`: a run directory marked non-DP that audits accept."""
+    from typer.testing import CliRunner
+
+    from clinsynth.cli import app
+    from clinsynth.runs import read_manifest
+    from clinsynth.writer import write_cohort
+
+    schema_file = tmp_path / "tiny.yaml"
+    schema_file.write_text(__import__("yaml").safe_dump(schema.model_dump(mode="json")))
+    data = write_cohort(_simulate(schema, 500, seed=4), tmp_path / "real")[0]
+    run = tmp_path / "run"
+    runner = CliRunner()
+    result = runner.invoke(
+        app,
+        ["generate", str(data), "--schema", str(schema_file), "--out", str(run),
+         "--engine", "par", "--epochs", "1", "--n", "30"],
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    manifest = read_manifest(run)
+    assert manifest["config"]["engine"] == "par"
+    assert not is_differentially_private(manifest["privacy"])
+
+    audited = runner.invoke(app, ["audit", str(run)])
+    assert audited.exit_code in (0, 4), audited.output  # a verdict, not an error
+    assert (run / "audit.json").is_file() and (run / "audit.html").is_file()
+    refused = runner.invoke(app, ["export", str(run), "--out", str(tmp_path / "export")])
+    assert refused.exit_code != 0 and not (tmp_path / "export").exists()

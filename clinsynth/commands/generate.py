@@ -43,6 +43,14 @@ def register(app: typer.Typer) -> None:
         epochs: Annotated[
             int | None, typer.Option("--epochs", help="Training epochs (default: generator's).")
         ] = None,
+        engine: Annotated[
+            str,
+            typer.Option(
+                "--engine",
+                help="clinsynth (default, DP) or par: SDV PARSynthesizer baseline, NOT "
+                "differentially private; export refuses it unless --allow-non-dp.",
+            ),
+        ] = "clinsynth",
         no_dp_unsafe: Annotated[
             bool,
             typer.Option(
@@ -76,6 +84,7 @@ def register(app: typer.Typer) -> None:
             holdout_fraction=holdout,
             dp=not no_dp_unsafe,
             epochs=epochs,
+            engine=engine,
             progress=True,
             command=shlex.join(["clinsynth", *sys.argv[1:]]),
             allow_synthetic_fraction=allow_synthetic_fraction,

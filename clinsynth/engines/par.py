@@ -281,6 +281,15 @@ class PARBaseline:
             provenance={"engine": self.engine_name, "synthetic": True, "n_patients": n},
         )
 
+    def get_params(self) -> dict[str, Any]:
+        """Constructor parameters, for the run manifest (scikit-learn style)."""
+        return {
+            "epochs": self.epochs,
+            "seed": self.seed,
+            "sample_size": self.sample_size,
+            "ignored_options": list(self.ignored_options),
+        }
+
     def privacy_report(self) -> dict[str, Any]:
         """Same keys as the DP engine's report, stating plainly that there is no guarantee."""
         return {
