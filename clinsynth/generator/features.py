@@ -21,7 +21,7 @@ import torch
 GAP_EDGES = (2, 3, 5, 9, 17)  # gap (in steps) buckets [2], [3,4], [5,8], [9,16], [17,...)
 CORE = 6  # features the shared network sees per variable (the local models see all)
 PER_VARIABLE = CORE + len(GAP_EDGES)
-LOCF, LEVEL, EVER = 0, 1, 3  # positions in the per-variable block used by the value means
+LOCF, LEVEL, PREV, EVER, SHARE = 0, 1, 2, 3, 5  # positions in the per-variable block
 GLOBAL = 3
 
 

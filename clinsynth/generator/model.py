@@ -32,6 +32,8 @@ from clinsynth.generator.encoding import Encoding
 from clinsynth.generator.features import (
     CORE,
     EVER,
+    PREV,
+    SHARE,
     GLOBAL,
     LEVEL,
     LOCF,
@@ -169,11 +171,14 @@ class StayModel(nn.Module):
         self.value_local = PerVariableLinear(v, PER_VARIABLE, p)
         self.value_cond = nn.Linear(c, v * p, bias=False)
         self.value_made = StrictlyLowerLinear(v, band=MADE_BAND)
-        with torch.no_grad():  # public priors: sparse measurement, unit-width components
+        with torch.no_grad():  # public priors (no data): unit-width value components, and
+            # measurement is patient-specific and bursty: rare before a variable's first
+            # measurement, likely after one (a prior the data then moves)
             for layer in (self.mask_head, self.value_head, self.mask_cond, self.value_cond):
                 nn.init.normal_(layer.weight, std=0.1 / math.sqrt(layer.in_features))
-            self.mask_head.bias.fill_(-2.0)
+            self.mask_head.bias.fill_(-4.0)
             nn.init.zeros_(self.mask_local.weight)
+            self.mask_local.weight[:, 0, [PREV, EVER, SHARE]] = 2.0
             nn.init.zeros_(self.value_local.weight)
 
     @property

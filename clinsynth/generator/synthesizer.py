@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 import warnings
 from pathlib import Path
 from typing import Any
@@ -31,7 +33,7 @@ FORMAT_VERSION = 1
 DEFAULTS = {
     "epsilon": 4.0,
     "epochs": 40,
-    "batch_size": 500,
+    "batch_size": 125,
     "learning_rate": 3e-3,
     "max_grad_norm": 3.2,
     "hidden": 64,
@@ -146,7 +148,8 @@ class SequenceSynthesizer:
             seed=self.seed,
         )
         start = time.perf_counter()
-        self.training_ = train(model, tensors, config, progress)
+        with _threads_for(n * self.encoding.n_steps * self.encoding.n_variables):
+            self.training_ = train(model, tensors, config, progress)
         self.fit_seconds_ = time.perf_counter() - start
         model.eval()
         self.model_ = model
@@ -174,7 +177,8 @@ class SequenceSynthesizer:
         seed = self.seed if seed is None else seed
         if not isinstance(seed, int | np.integer):
             raise ClinsynthError(f"seed must be an integer, got {seed!r}.")
-        raw = sample_raw(model, self.encoding, n, int(seed))
+        with _threads_for(n * self.encoding.n_steps * self.encoding.n_variables):
+            raw = sample_raw(model, self.encoding, n, int(seed))
         provenance = {
             "synthetic": True,
             "generator": "clinsynth.SequenceSynthesizer",
@@ -275,6 +279,22 @@ class SequenceSynthesizer:
         synth.n_train_ = payload["n_train"]
         synth.fit_seconds_ = payload["fit_seconds"]
         return synth
+
+
+SMALL_WORK = 1_000_000  # grid cells below which one CPU thread beats several
+
+
+@contextmanager
+def _threads_for(cells: int) -> Iterator[None]:
+    """One torch thread for small jobs: on a shared machine, several threads spinning on tiny
+    matrices are 10-100x slower than one; large jobs keep torch's default."""
+    before = torch.get_num_threads()
+    if cells < SMALL_WORK:
+        torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
 
 
 def _seed_everything(seed: int) -> None:
