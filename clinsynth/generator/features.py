@@ -20,8 +20,9 @@ import torch
 
 GAP_EDGES = (2, 3, 5, 9, 17)  # gap (in steps) buckets [2], [3,4], [5,8], [9,16], [17,...)
 CORE = 6  # features the shared network sees per variable (the local models see all)
-PER_VARIABLE = CORE + len(GAP_EDGES)
-LOCF, LEVEL, PREV, EVER, SHARE = 0, 1, 2, 3, 5  # positions in the per-variable block
+N_TIME = 2  # first-step flag and t/T, repeated per variable for the local models
+PER_VARIABLE = CORE + N_TIME + len(GAP_EDGES)
+LOCF, LEVEL, PREV, EVER, SHARE, FIRST = 0, 1, 2, 3, 5, 6  # positions in the per-variable block
 GLOBAL = 3
 
 
@@ -51,23 +52,30 @@ class History:
 
     def features(self) -> tuple[torch.Tensor, torch.Tensor]:
         """(per-variable ``[B, V, PER_VARIABLE]``, global ``[B, 3]``) for the current step."""
-        gap = torch.log1p(self.t - self.last) / self.norm
-        gap = torch.where(self.ever > 0, gap, torch.ones_like(gap))
+        # steps since the last measurement, or since the stay began when there was none yet:
+        # "unmeasured for 1 h" and "unmeasured for 20 h" are different situations
+        steps = torch.where(
+            self.ever > 0, self.t - self.last, torch.full_like(self.last, self.t + 1)
+        )
+        gap = torch.log1p(steps) / self.norm
         level = self.total / self.count.clamp(min=1.0)
         share = self.count / max(self.t, 1)
-        steps = torch.where(self.ever > 0, self.t - self.last, torch.zeros_like(self.last))
         buckets = [
             ((steps >= lo) & (steps < hi)).float()
             for lo, hi in zip(GAP_EDGES, (*GAP_EDGES[1:], math.inf), strict=True)
         ]
-        per_var = torch.stack([self.locf, level, self.prev, self.ever, gap, share, *buckets], -1)
+        first = torch.full_like(gap, float(self.t == 0))  # the admission hour is special
+        t_frac = torch.full_like(gap, self.t / self.n_steps)
+        per_var = torch.stack(
+            [self.locf, level, self.prev, self.ever, gap, share, first, t_frac, *buckets], dim=-1
+        )
         gap_any = torch.where(
             self.last_any >= 0,
             torch.log1p(self.t - self.last_any) / self.norm,
             torch.ones_like(self.last_any),
         )
-        t_frac = torch.full_like(gap_any, self.t / self.n_steps)
-        glob = torch.stack([t_frac, gap_any, self.prev.mean(dim=-1)], dim=-1)
+        t_all = torch.full_like(gap_any, self.t / self.n_steps)
+        glob = torch.stack([t_all, gap_any, self.prev.mean(dim=-1)], dim=-1)
         return per_var, glob
 
     def update(self, x: torch.Tensor, m: torch.Tensor) -> None:

@@ -32,12 +32,12 @@ from clinsynth.generator.encoding import Encoding
 from clinsynth.generator.features import (
     CORE,
     EVER,
-    PREV,
-    SHARE,
     GLOBAL,
     LEVEL,
     LOCF,
     PER_VARIABLE,
+    PREV,
+    SHARE,
     SUMMARY_PER_VARIABLE,
 )
 from clinsynth.generator.layers import PerVariableLinear, StrictlyLowerLinear

@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import math
 import time
+import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
-import warnings
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +20,7 @@ import torch
 
 from clinsynth.cohort import Cohort
 from clinsynth.errors import ClinsynthError
+from clinsynth.generator import priors
 from clinsynth.generator.encoding import Encoding
 from clinsynth.generator.features import stay_summary, teacher_forced_features
 from clinsynth.generator.model import ModelConfig, StayModel
@@ -136,6 +137,12 @@ class SequenceSynthesizer:
         _seed_everything(self.seed)
         tensors = self._tensors(cohort)
         model = StayModel(self.encoding, self.model_config).to(self.device)
+        # one Gaussian release of summary statistics initialises the model (module priors);
+        # its privacy cost is composed with the training steps by the same accountant
+        x, m, codes = (t.cpu().numpy() for t in (tensors[4], tensors[5], tensors[3]))
+        gen = torch.Generator().manual_seed(self.seed + 2)
+        released = priors.release(x, m, codes, self.encoding, gen, priors.SIGMA if self.dp else 0)
+        priors.initialise(model, released, self.encoding)
         config = TrainingConfig(
             epochs=self.epochs,
             batch_size=min(self.batch_size, n),
@@ -146,6 +153,7 @@ class SequenceSynthesizer:
             dp=self.dp,
             accountant=self.accountant,
             seed=self.seed,
+            prior_mechanisms=((priors.SIGMA, 1.0, 1),) if self.dp else (),
         )
         start = time.perf_counter()
         with _threads_for(n * self.encoding.n_steps * self.encoding.n_variables):
@@ -212,6 +220,14 @@ class SequenceSynthesizer:
                 "number of training patients N (sets delta = 1/(10 N) by default)",
                 "architecture and training hyper-parameters (chosen without looking at the data)",
             ],
+            "dp_release": {
+                "what": "one Gaussian mechanism on per-patient summary vectors (initialises the "
+                "model): per-variable first-hour / not-yet / after-measured measurement "
+                "hazards, mean first value, outcome class rates, static missing rates",
+                "noise_multiplier": priors.SIGMA if self.dp else None,
+                "clip_norm": priors.CLIP,
+                "composed_with_dp_sgd": True,
+            },
             "dp_sgd": [
                 "everything the model learns: measurement rates and patterns, value "
                 "distributions and dynamics, static distributions, missingness, outcome rate",

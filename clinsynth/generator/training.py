@@ -35,6 +35,9 @@ class TrainingConfig:
     dp: bool = True
     accountant: str = "prv"
     seed: int = 0
+    # Gaussian mechanisms run before training on the same data, as opacus accountant history
+    # entries (noise_multiplier, sample_rate, steps); the training noise is solved with them in
+    prior_mechanisms: tuple[tuple[float, float, int], ...] = ()
 
 
 @dataclass
@@ -78,7 +81,7 @@ def train(
     if config.dp:
         sigma = noise_multiplier(
             config.epsilon, config.delta, 1.0 / len(loader), config.epochs * len(loader),
-            config.accountant,
+            config.accountant, config.prior_mechanisms,
         )  # fmt: skip
         private = make_private(
             model,
@@ -91,6 +94,7 @@ def train(
             data_generator=data_gen,
             noise_generator=noise_gen,
         )
+        private.accountant.history.extend(config.prior_mechanisms)
         model, optimizer, loader = private.module, private.optimizer, private.loader
     steps_per_epoch = len(loader)
     total = config.epochs * steps_per_epoch
@@ -164,23 +168,34 @@ def _lr_tag(name: str, group: str) -> str:
 
 @functools.lru_cache(maxsize=64)
 def noise_multiplier(
-    epsilon: float, delta: float, sample_rate: float, steps: int, accountant: str
+    epsilon: float,
+    delta: float,
+    sample_rate: float,
+    steps: int,
+    accountant: str,
+    prior: tuple[tuple[float, float, int], ...] = (),
 ) -> float:
-    """σ reaching (ε, δ) after ``steps`` Poisson-sampled steps (opacus' own search, memoised).
+    """Smallest σ (within 0.5%) with ε(prior mechanisms + ``steps`` DP-SGD steps) <= ε.
 
-    The same search ``make_private_with_epsilon`` runs; memoised because it takes seconds and
-    a refit with the same settings (determinism checks, benchmarks) needs the same σ.
+    A bisection on the opacus accountant itself (as ``make_private_with_epsilon`` does), but
+    with the earlier mechanisms in its history. Memoised: it takes seconds, and a refit with the
+    same settings (determinism checks, benchmarks) needs the same σ.
     """
-    from opacus.accountants.utils import get_noise_multiplier
+    from opacus.accountants import create_accountant
 
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        return float(
-            get_noise_multiplier(
-                target_epsilon=epsilon,
-                target_delta=delta,
-                sample_rate=sample_rate,
-                steps=steps,
-                accountant=accountant,
-            )
-        )
+    def spent(sigma: float) -> float:
+        acc = create_accountant(mechanism=accountant)
+        acc.history = [*prior, (sigma, sample_rate, steps)]
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            return float(acc.get_epsilon(delta=delta))
+
+    low, high = 0.3, 2.0
+    while spent(high) > epsilon:
+        low, high = high, high * 2
+        if high > 1e4:
+            raise ValueError(f"cannot reach epsilon={epsilon} with delta={delta}")
+    while high / low > 1.005:
+        mid = (low + high) / 2
+        low, high = (mid, high) if spent(mid) > epsilon else (low, mid)
+    return high
