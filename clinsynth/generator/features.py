@@ -6,10 +6,11 @@ features by construction.
 
 Per variable: last observed value (LOCF, standardised), mean of its values so far (the level a
 noisy vital reverts to), whether it was measured at t-1, whether it was ever measured, time since
-it was last measured (log-scaled, plus one-hot buckets so a per-variable linear model can learn a
-hazard peaking at a lab's usual interval), and the share of past steps it was measured in (the
-patient's own measurement intensity). Global: t/T, time since anything was measured (a stay that ended
-stops producing rows), share of variables measured at t-1.
+it was last measured — or since admission when it never was — (log-scaled, plus one-hot buckets
+so a per-variable linear model can learn a hazard peaking at a lab's usual interval), the share of
+past steps it was measured in (the patient's own measurement intensity), a first-hour flag and
+t/T. Global: t/T, time since anything was measured (a stay that ended stops producing rows),
+share of variables measured at t-1.
 """
 
 from __future__ import annotations

@@ -50,7 +50,7 @@ def patient_vectors(
     x: np.ndarray, m: np.ndarray, codes: np.ndarray, encoding: Encoding
 ) -> np.ndarray:
     """One row per patient: the quantities whose sums are released (before clipping)."""
-    n, t_len, v = m.shape
+    n, t_len, _ = m.shape
     seen = m > 0
     ever_before = np.zeros_like(seen)
     ever_before[:, 1:] = np.logical_or.accumulate(seen, axis=1)[:, :-1]
