@@ -112,7 +112,7 @@ def quality(train: Cohort, test: Cohort, synth: Cohort, seed: int = 0) -> dict[s
 
 def run_one(train: Cohort, test: Cohort, epsilon: float, args: argparse.Namespace) -> dict:
     kwargs = {"epochs": args.epochs} if args.epochs else {}
-    for key in ("batch_size", "hidden", "n_blocks", "learning_rate"):
+    for key in ("batch_size", "hidden", "n_blocks", "learning_rate", "threads"):
         if getattr(args, key):
             kwargs[key] = getattr(args, key)
     synth_model = SequenceSynthesizer(
@@ -194,6 +194,7 @@ def main() -> None:
     parser.add_argument("--learning-rate", type=float, default=None, help="default: generator's")
     parser.add_argument("--save", type=Path, default=None, help="save the trained model here")
     parser.add_argument("--no-dp-unsafe", action="store_true", help="reference run without DP")
+    parser.add_argument("--threads", type=int, default=None, help="CPU threads (default: 1)")
     parser.add_argument("--verbose", action="store_true", help="print every epoch")
     parser.add_argument("--details", action="store_true", help="per-variable rates and ACF")
     args = parser.parse_args()

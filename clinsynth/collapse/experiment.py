@@ -56,11 +56,11 @@ class CollapseConfig:
     tail: float = 0.05
     epsilon: float = 4.0
     dp: bool = True
-    epochs: int = 6
+    epochs: int = 20
     batch_size: int = 200
-    hidden: int = 32
-    n_blocks: int = 2
-    n_mix: int = 2
+    hidden: int = 64
+    n_blocks: int = 4
+    n_mix: int = 3
     seed: int = 0
 
     def check(self) -> None:

@@ -65,14 +65,14 @@ def register(app: typer.Typer) -> None:
         real_fraction: Annotated[
             float, typer.Option("--real-fraction", help="Fresh real share in the mixed arm.")
         ] = 0.3,
-        epochs: Annotated[int, typer.Option("--epochs", help="Training epochs per model.")] = 6,
-        hidden: Annotated[int, typer.Option("--hidden", help="Model width.")] = 32,
-        n_blocks: Annotated[int, typer.Option("--blocks", help="Model depth.")] = 2,
-        n_mix: Annotated[int, typer.Option("--mixtures", help="Mixture components.")] = 2,
+        epochs: Annotated[int, typer.Option("--epochs", help="Training epochs per model.")] = 20,
+        hidden: Annotated[int, typer.Option("--hidden", help="Model width.")] = 64,
+        n_blocks: Annotated[int, typer.Option("--blocks", help="Model depth.")] = 4,
+        n_mix: Annotated[int, typer.Option("--mixtures", help="Mixture components.")] = 3,
         batch_size: Annotated[int, typer.Option("--batch-size", help="Batch size.")] = 200,
         epsilon: Annotated[float, typer.Option("--epsilon", help="DP budget per model.")] = 4.0,
         no_dp: Annotated[
-            bool, typer.Option("--no-dp", help="Train without DP (faster; experiment only).")
+            bool, typer.Option("--no-dp", help="Train without DP (experiment only).")
         ] = False,
         seed: Annotated[int, typer.Option("--seed", help="Seed of splits, models, samples.")] = 0,
     ) -> None:

@@ -13,6 +13,7 @@ applies unchanged (as for its own per-layer clipping, of which this is a coarser
 from __future__ import annotations
 
 import math
+import warnings
 from dataclasses import dataclass
 
 import torch
@@ -74,7 +75,9 @@ class PrivateTraining:
     sample_rate: float
 
     def epsilon(self, delta: float) -> float:
-        return float(self.accountant.get_epsilon(delta=delta))
+        with warnings.catch_warnings():  # PRV's log(1 - q) warns for the q = 1 release
+            warnings.simplefilter("ignore")
+            return float(self.accountant.get_epsilon(delta=delta))
 
 
 def group_norms(groups: list[str], total: float) -> dict[str, float]:

@@ -22,7 +22,17 @@ import torch
 GAP_EDGES = (2, 3, 5, 9, 17)  # gap (in steps) buckets [2], [3,4], [5,8], [9,16], [17,...)
 CORE = 6  # features the shared network sees per variable (the local models see all)
 N_TIME = 2  # first-step flag and t/T, repeated per variable for the local models
-PER_VARIABLE = CORE + N_TIME + len(GAP_EDGES)
+PER_VARIABLE = CORE + N_TIME + 2 * len(GAP_EDGES)
+SEEN_BUCKETS = CORE + N_TIME  # first of the gap buckets after a measurement
+NEVER_BUCKETS = SEEN_BUCKETS + len(GAP_EDGES)  # first of the buckets before any measurement
+
+
+def gap_bucket(steps: torch.Tensor, i: int) -> torch.Tensor:
+    """1.0 where ``steps`` falls in gap bucket i (``GAP_EDGES[i]`` up to the next edge)."""
+    hi = GAP_EDGES[i + 1] if i + 1 < len(GAP_EDGES) else math.inf
+    return ((steps >= GAP_EDGES[i]) & (steps < hi)).float()
+
+
 LOCF, LEVEL, PREV, EVER, SHARE, FIRST = 0, 1, 2, 3, 5, 6  # positions in the per-variable block
 GLOBAL = 3
 
@@ -61,10 +71,9 @@ class History:
         gap = torch.log1p(steps) / self.norm
         level = self.total / self.count.clamp(min=1.0)
         share = self.count / max(self.t, 1)
-        buckets = [
-            ((steps >= lo) & (steps < hi)).float()
-            for lo, hi in zip(GAP_EDGES, (*GAP_EDGES[1:], math.inf), strict=True)
-        ]
+        buckets = [gap_bucket(steps, i) for i in range(len(GAP_EDGES))]
+        # separately for "since the last measurement" and "since admission, none yet"
+        buckets = [b * self.ever for b in buckets] + [b * (1 - self.ever) for b in buckets]
         first = torch.full_like(gap, float(self.t == 0))  # the admission hour is special
         t_frac = torch.full_like(gap, self.t / self.n_steps)
         per_var = torch.stack(

@@ -10,9 +10,10 @@ deviation ``SIGMA * CLIP`` is added once. This is a Gaussian mechanism — a DP-
 sampling rate 1 — so the accountant composes it with the training steps exactly (the training
 noise is then solved for the remaining budget: about 3% more noise for SIGMA = 4).
 
-The released sums initialise, per variable, a four-state measurement hazard (first hour; not yet
-measured; measured at the previous step; measured before but not at the previous step) and the
-mean of a variable's first value; per outcome, its class rates; per static, its missing rate.
+The released sums initialise, per variable, a measurement hazard by state (first hour; not yet
+measured, by time since admission; measured at the previous step; measured before but not at
+the previous step, by time since that measurement) and the mean of a variable's first value;
+per outcome, its class rates; per static, its missing rate.
 DP-SGD then learns everything else (and refines these). Nothing else about the data is used.
 """
 
@@ -25,14 +26,28 @@ import numpy as np
 import torch
 
 from clinsynth.generator.encoding import Encoding
-from clinsynth.generator.features import EVER, FIRST, PREV, SHARE
+from clinsynth.generator.features import (
+    EVER,
+    FIRST,
+    GAP_EDGES,
+    NEVER_BUCKETS,
+    PREV,
+    SEEN_BUCKETS,
+    SHARE,
+    gap_bucket,
+)
 from clinsynth.generator.model import StayModel
 
 SIGMA = 4.0  # noise multiplier of the release (public)
-CLIP = 6.0  # l2 bound of one patient's vector (public; typical norms are 3-5)
+CLIP = 8.0  # l2 bound of one patient's vector (public; a stay's vector has norm ~7-8, and
+# clipping would shrink the sums: it should bind rarely)
 FIRST_VALUE_CLIP = 4.0  # first values enter clipped to ±4 standardised units
-MIN_COUNT = 30.0  # a released ratio whose denominator is below this is not used
-N_MASK_STATS = 7  # per variable: m0, never (exposure, events), prev1 (..), seen-before (..)
+MIN_COUNT = 30.0  # a released ratio whose denominator is below this is not used ...
+RELIABLE = 4.0  # ... nor one whose denominator is below 4 noise standard deviations
+N_B = len(GAP_EDGES)
+# per variable: m0; not-yet-measured (exposure, events) per bucket; after a measurement at t-1
+# (exposure, events); measured earlier (exposure, events) per bucket
+N_MASK_STATS = 1 + 2 * N_B + 2 + 2 * N_B
 
 
 @dataclass
@@ -44,6 +59,7 @@ class Released:
     outcomes: list[np.ndarray]  # per outcome field: class counts
     static_missing: np.ndarray  # [n_static]
     n: int
+    exact: bool = False  # released without noise (training without DP only)
 
 
 def patient_vectors(
@@ -52,25 +68,25 @@ def patient_vectors(
     """One row per patient: the quantities whose sums are released (before clipping)."""
     n, t_len, _ = m.shape
     seen = m > 0
-    ever_before = np.zeros_like(seen)
-    ever_before[:, 1:] = np.logical_or.accumulate(seen, axis=1)[:, :-1]
-    prev = np.zeros_like(seen)
-    prev[:, 1:] = seen[:, :-1]
-    later = np.zeros_like(seen)
-    later[:, 1:] = True
+    steps_idx = np.arange(t_len).reshape(1, -1, 1)
+    last = np.where(seen, steps_idx, -1)
+    last = np.maximum.accumulate(last, axis=1)
+    last_before = np.full_like(last, -1)
+    last_before[:, 1:] = last[:, :-1]
+    ever_before = last_before >= 0
+    gap = np.where(ever_before, steps_idx - last_before, steps_idx + 1)  # as features.History
+    later = np.broadcast_to(steps_idx > 0, seen.shape)
     never = later & ~ever_before
-    prev1 = later & prev
-    before0 = later & ever_before & ~prev
-    per_var = [
-        seen[:, 0],
-        never.sum(1) / t_len,
-        (never & seen).sum(1),  # 0 or 1: the first measurement, when after the first hour
-        prev1.sum(1) / t_len,
-        (prev1 & seen).sum(1) / t_len,
-        before0.sum(1) / t_len,
-        (before0 & seen).sum(1) / t_len,
-    ]
-    mask_part = np.stack(per_var, axis=-1).astype(np.float64)  # [N, V, 7]
+    prev1 = later & ever_before & (gap == 1)
+    before0 = later & ever_before & (gap > 1)
+    buckets = [gap_bucket(torch.from_numpy(gap), i).numpy() > 0 for i in range(N_B)]
+    per_var = [seen[:, 0].astype(np.float64)]
+    for b in buckets:  # events: each patient has at most one first measurement
+        per_var += [(never & b).sum(1) / t_len, (never & b & seen).sum(1)]
+    per_var += [prev1.sum(1) / t_len, (prev1 & seen).sum(1) / t_len]
+    for b in buckets:
+        per_var += [(before0 & b).sum(1) / t_len, (before0 & b & seen).sum(1) / t_len]
+    mask_part = np.stack(per_var, axis=-1).astype(np.float64)  # [N, V, N_MASK_STATS]
     first_idx = seen.argmax(axis=1)
     first = np.take_along_axis(x, first_idx[:, None, :], axis=1)[:, 0, :]
     has = seen.any(axis=1)
@@ -112,12 +128,12 @@ def release(
             outcomes.append(total[pos : pos + f.n_classes])
             pos += f.n_classes
     static_missing = total[pos : pos + encoding.n_static]
-    return Released(mask, first, outcomes, static_missing, len(rows))
+    return Released(mask, first, outcomes, static_missing, len(rows), exact=sigma == 0)
 
 
-def _logit(num: float, den: float) -> float | None:
-    """Log-odds of a released ratio; None when its (noisy) denominator is too small to trust."""
-    if den < MIN_COUNT:
+def _logit(num: float, den: float, noise: float) -> float | None:
+    """Log-odds of a released ratio; None when its denominator is not well above its noise."""
+    if den < max(MIN_COUNT, RELIABLE * noise):
         return None
     p = min(max(num / den, 0.002), 0.998)
     return math.log(p / (1 - p))
@@ -127,25 +143,39 @@ def _logit(num: float, den: float) -> float | None:
 def initialise(model: StayModel, released: Released, encoding: Encoding) -> None:
     """Set the biases and per-variable weights the released statistics determine."""
     n, k = released.n, model.config.n_mix
+    t_len = encoding.n_steps  # exposures (and later events) were sent divided by T
+    sd = 0.0 if released.exact else SIGMA * CLIP
+    sd_t = sd * t_len  # noise sd of an entry sent divided by T, in counts
     for v in range(encoding.n_variables):
-        m0, c_nev, d_nev, c_p1, d_p1, c_e0, d_e0 = released.mask[v]
-        t_len = encoding.n_steps  # exposures and events after the first hour were sent / T
-        l0 = _logit(m0, n)
-        l_nev = _logit(d_nev, c_nev * t_len)
-        l_p1 = _logit(d_p1 * t_len, c_p1 * t_len)
-        l_e0 = _logit(d_e0 * t_len, c_e0 * t_len)
+        stats = released.mask[v]
+        m0 = stats[0]
+        nev = stats[1 : 1 + 2 * N_B].reshape(N_B, 2) * [t_len, 1.0]
+        p1 = stats[1 + 2 * N_B : 3 + 2 * N_B] * t_len
+        e0 = stats[3 + 2 * N_B :].reshape(N_B, 2) * t_len
+        l_nev = _logit(nev[:, 1].sum(), nev[:, 0].sum(), sd_t * math.sqrt(N_B))
+        l_e0 = _logit(e0[:, 1].sum(), e0[:, 0].sum(), sd_t * math.sqrt(N_B))
+        l_p1, l0 = _logit(p1[1], p1[0], sd_t), _logit(m0, n, sd)
         w = model.mask_local.weight[v, 0]
-        w[SHARE] = 0.0  # the four-state hazard replaces the generic prior
-        if l_nev is not None:
-            model.mask_head.bias[v] = l_nev
-            if l0 is not None:
-                w[FIRST] = l0 - l_nev
-            if l_e0 is not None:
-                w[EVER] = l_e0 - l_nev
-        if l_e0 is not None and l_p1 is not None:
-            w[PREV] = l_p1 - l_e0
-        has = m0 + d_nev
-        if has >= MIN_COUNT and encoding.variables[v].kind == "gauss":
+        w[SHARE] = 0.0  # the state hazards replace the generic prior
+        # the bias is the not-yet-measured hazard (or, failing it, the first-hour one); every
+        # other state adds its own offset to it
+        base = next((x for x in (l_nev, l0, l_e0) if x is not None), None)
+        if base is None:
+            continue
+        model.mask_head.bias[v] = base
+        w[EVER] = 0.0 if l_e0 is None else l_e0 - base
+        if l0 is not None:
+            w[FIRST] = l0 - base
+        for i in range(N_B):
+            bucket = _logit(nev[i, 1], nev[i, 0], sd_t)
+            w[NEVER_BUCKETS + i] = 0.0 if bucket is None or l_nev is None else bucket - base
+            bucket = _logit(e0[i, 1], e0[i, 0], sd_t)
+            w[SEEN_BUCKETS + i] = 0.0 if bucket is None or l_e0 is None else bucket - l_e0
+        if l_p1 is not None:
+            w[PREV] = l_p1 - (base + w[EVER].item())
+    for v in range(encoding.n_variables):
+        has = released.mask[v, 0] + released.mask[v, 2 : 2 + 2 * N_B : 2].sum()
+        if has >= max(MIN_COUNT, RELIABLE * sd) and encoding.variables[v].kind == "gauss":
             mean = float(np.clip(released.first_value[v] / has, -1, 1)) * FIRST_VALUE_CLIP
             spread = torch.linspace(-0.5, 0.5, k) if k > 1 else torch.zeros(1)
             model.value_head.bias.view(model.n_vars, model.n_params)[v, k : 2 * k] = mean + spread

@@ -67,6 +67,7 @@ class SequenceSynthesizer:
         dp: bool = True,
         device: str | None = None,
         accountant: str = "prv",
+        threads: int | None = 1,
     ) -> None:
         self.schema = schema if isinstance(schema, Schema) else load_schema(schema)
         self.epsilon = _positive_float("epsilon", epsilon)
@@ -92,11 +93,13 @@ class SequenceSynthesizer:
             raise ClinsynthError(f"accountant must be 'prv' or 'rdp', got {accountant!r}.")
         self.accountant = accountant
         self.device = _resolve_device(device)
+        self.threads = None if threads is None else _positive_int("threads", threads)
         self.encoding = Encoding.from_schema(self.schema)
         self.model_: StayModel | None = None
         self.training_: TrainingResult | None = None
         self.n_train_: int | None = None
         self.fit_seconds_: float | None = None
+        self.outcome_rates_: list[np.ndarray] | None = None  # DP-released, for calibration
 
     # ---------------------------------------------------------------- parameters
     def get_params(self) -> dict[str, Any]:
@@ -143,6 +146,7 @@ class SequenceSynthesizer:
         gen = torch.Generator().manual_seed(self.seed + 2)
         released = priors.release(x, m, codes, self.encoding, gen, priors.SIGMA if self.dp else 0)
         priors.initialise(model, released, self.encoding)
+        self.outcome_rates_ = [_rates(c) for c in released.outcomes]
         config = TrainingConfig(
             epochs=self.epochs,
             batch_size=min(self.batch_size, n),
@@ -156,7 +160,7 @@ class SequenceSynthesizer:
             prior_mechanisms=((priors.SIGMA, 1.0, 1),) if self.dp else (),
         )
         start = time.perf_counter()
-        with _threads_for(n * self.encoding.n_steps * self.encoding.n_variables):
+        with _cpu_threads(self.threads):
             self.training_ = train(model, tensors, config, progress)
         self.fit_seconds_ = time.perf_counter() - start
         model.eval()
@@ -185,8 +189,8 @@ class SequenceSynthesizer:
         seed = self.seed if seed is None else seed
         if not isinstance(seed, int | np.integer):
             raise ClinsynthError(f"seed must be an integer, got {seed!r}.")
-        with _threads_for(n * self.encoding.n_steps * self.encoding.n_variables):
-            raw = sample_raw(model, self.encoding, n, int(seed))
+        with _cpu_threads(self.threads):
+            raw = sample_raw(model, self.encoding, n, int(seed), self.outcome_rates_)
         provenance = {
             "synthetic": True,
             "generator": "clinsynth.SequenceSynthesizer",
@@ -257,6 +261,7 @@ class SequenceSynthesizer:
             "training": {**result.to_dict(), "losses": result.losses},
             "n_train": self.n_train_,
             "fit_seconds": self.fit_seconds_,
+            "outcome_rates": [r.tolist() for r in self.outcome_rates_ or []],
             "state_dict": state,
         }
         path = Path(path)
@@ -294,19 +299,26 @@ class SequenceSynthesizer:
         )
         synth.n_train_ = payload["n_train"]
         synth.fit_seconds_ = payload["fit_seconds"]
+        synth.outcome_rates_ = [np.asarray(r) for r in payload.get("outcome_rates", [])] or None
         return synth
 
 
-SMALL_WORK = 1_000_000  # grid cells below which one CPU thread beats several
+def _rates(counts: np.ndarray) -> np.ndarray:
+    """Released (noisy) class counts → probabilities (each at least a tiny floor)."""
+    counts = np.clip(np.asarray(counts, dtype=np.float64), 0.5, None)
+    return counts / counts.sum()
 
 
 @contextmanager
-def _threads_for(cells: int) -> Iterator[None]:
-    """One torch thread for small jobs: on a shared machine, several threads spinning on tiny
-    matrices are 10-100x slower than one; large jobs keep torch's default."""
+def _cpu_threads(threads: int | None) -> Iterator[None]:
+    """Run torch on ``threads`` CPU threads (None: torch's default), restoring it afterwards.
+
+    The default for this generator is ONE thread: its matrices are small, and on a shared
+    machine several OpenMP threads spin-waiting on them were measured 5-10x slower than one.
+    """
     before = torch.get_num_threads()
-    if cells < SMALL_WORK:
-        torch.set_num_threads(1)
+    if threads is not None:
+        torch.set_num_threads(threads)
     try:
         yield
     finally:
