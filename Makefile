@@ -18,9 +18,11 @@ $(STAMP): pyproject.toml
 
 setup: $(STAMP)
 
+# each demo writes a new run folder: nothing earlier is ever deleted or overwritten
+DEMO_RUN := runs/demo-$(shell date +%Y%m%d-%H%M%S)
+
 demo: $(STAMP)
-	rm -rf runs/demo
-	$(BIN)/clinsynth run sample_data/icu_sim.csv.gz --schema icu_sim --out runs/demo
+	$(BIN)/clinsynth run sample_data/icu_sim.csv.gz --schema icu_sim --out $(DEMO_RUN)
 
 test: $(STAMP)
 	$(BIN)/ruff check .
