@@ -17,7 +17,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from audits.result import Check, Direction, Measurement
-from clinsynth.errors import ClinsynthError
+from clinsynth.errors import ClinsynthError, describe_validation_error
 
 POLICY_DIR = Path(__file__).resolve().parent / "policies"
 
@@ -297,8 +297,5 @@ def load_policy(policy: str | Path | Policy | None = None) -> Policy:
     try:
         return Policy.model_validate(data)
     except ValidationError as exc:
-        problems = "; ".join(
-            f"{'.'.join(str(p) for p in e['loc']) or '(top level)'}: {e['msg']}"
-            for e in exc.errors()
-        )
+        problems = describe_validation_error(exc)
         raise ClinsynthError(f"Audit policy {path} is not valid: {problems}") from None

@@ -16,7 +16,7 @@ from typing import Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from clinsynth.errors import ClinsynthError
+from clinsynth.errors import ClinsynthError, describe_validation_error
 
 SCHEMA_DIR = Path(__file__).resolve().parent.parent / "schemas"
 
@@ -282,10 +282,7 @@ def parse_schema(data: dict, source: str = "<dict>") -> Schema:
     try:
         return Schema.model_validate(data)
     except ValidationError as exc:
-        problems = "; ".join(
-            f"{'.'.join(str(p) for p in e['loc']) or '(top level)'}: {e['msg']}"
-            for e in exc.errors()
-        )
+        problems = describe_validation_error(exc)
         raise ClinsynthError(f"Schema {source} is not valid: {problems}") from None
 
 
