@@ -76,6 +76,7 @@ def test_experiment_end_to_end_on_a_tiny_simulated_cohort(tmp_path: Path) -> Non
     assert (later["synthetic"] == 1.0).all() and (later["mixed"] == 0.7).all()
     assert (table.loc[table["generation"] == 0, "train_synthetic_fraction"] == 0).all()
     measures = ["tail_coverage", "variance_ratio", "autocorrelation_error", "tstr_auroc"]
+    assert table["outcome_rate"].between(0, 1).all()
     assert table[measures].notna().all().all()
     assert table["tail_coverage"].between(0, 1).all()
     variables = pd.read_csv(out / "collapse_variables.csv")

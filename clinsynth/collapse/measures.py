@@ -12,7 +12,8 @@
   |difference| (lags 1, 2, 4, 8), mean cross-correlation |difference|, and the share of judged
   (variable, metric) pairs that fail the default policy.
 - **TSTR**: AUROC of a classifier trained on the synthetic cohort and tested on the real
-  held-out stays (``audits.utility.tstr_table``; mean over binary outcomes), next to TRTR.
+  held-out stays (``audits.utility.tstr_table``; mean over binary outcomes), next to TRTR,
+  and the synthetic rate of the binary outcomes (a rare outcome is a rare presentation too).
 
 The real side (held-out grid, features, cut-offs) is computed once in :class:`RealReference`.
 """
@@ -24,6 +25,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
+from threadpoolctl import threadpool_limits
 
 from audits.features import StayFeatures, stay_features
 from audits.policy import Parameters, load_policy
@@ -132,18 +134,29 @@ def utility(ref: RealReference, synthetic: Cohort, synth: StayFeatures, seed: in
     outcomes = ref.schema.outcome_names
     binary = [o.name for o in ref.schema.outcomes if o.type is VariableType.binary]
     if not binary:
-        return {"tstr_auroc": math.nan, "trtr_auroc": math.nan}
+        return {"tstr_auroc": math.nan, "trtr_auroc": math.nan, "outcome_rate": math.nan}
     table = tstr_table(
         ref.train_features.without(outcomes), ref.train.statics.reindex(columns=outcomes),
         synth.without(outcomes), synthetic.statics.reindex(columns=outcomes),
         ref.holdout_features.without(outcomes), ref.holdout.statics.reindex(columns=outcomes),
         binary, seed,
     )  # fmt: skip
-    return {"tstr_auroc": float(table["tstr"].mean()), "trtr_auroc": float(table["trtr"].mean())}
+    return {
+        "tstr_auroc": float(table["tstr"].mean()),
+        "trtr_auroc": float(table["trtr"].mean()),
+        "outcome_rate": float(table["synthetic_rate"].mean()),  # a rare outcome fading away
+    }
 
 
 def measure(ref: RealReference, synthetic: Cohort, seed: int) -> tuple[dict, pd.DataFrame]:
     """(summary measures, per-variable table) of one synthetic cohort."""
+    # one BLAS/OpenMP thread, as in audits.run_audits: on a shared 2-core machine threaded
+    # kernels spin against other processes and run many times slower
+    with threadpool_limits(limits=1):
+        return _measure(ref, synthetic, seed)
+
+
+def _measure(ref: RealReference, synthetic: Cohort, seed: int) -> tuple[dict, pd.DataFrame]:
     synth = stay_features(to_grid(synthetic), ref.schema)
     variables = per_variable(ref, synth)
     summary = {

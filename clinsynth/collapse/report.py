@@ -23,6 +23,7 @@ MEASURES = {
     "cross_correlation_error": "cross-correlation |diff| (lower is better)",
     "temporal_failing_share": "share of temporal checks failing",
     "tstr_auroc": "TSTR AUROC on real held-out stays",
+    "outcome_rate": "synthetic rate of the binary outcome(s)",
 }
 TABLE_CSV, VARIABLES_CSV, TABLE_MD, PLOT_PNG, SETTINGS_JSON = (
     "collapse.csv",
@@ -74,15 +75,17 @@ def markdown(result: CollapseResult, command: str) -> str:
     )
 
 
-def plot(result: CollapseResult, path: Path) -> None:
+def plot(table: pd.DataFrame, real_fraction: float, path: Path) -> None:
+    """One panel per measure against generation, both arms (from ``collapse.csv``'s table)."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, axes = plt.subplots(2, 3, figsize=(13, 7), constrained_layout=True)
-    table = result.table
-    for ax, (measure, title) in zip(axes.ravel(), MEASURES.items(), strict=True):
+    fig, axes = plt.subplots(2, 4, figsize=(17, 7), constrained_layout=True)
+    for ax in axes.ravel()[len(MEASURES) :]:
+        ax.set_visible(False)
+    for ax, (measure, title) in zip(axes.ravel(), MEASURES.items(), strict=False):
         for arm in ARMS:
             rows = table[table["arm"] == arm]
             ax.plot(rows["generation"], rows[measure], marker="o", label=f"{arm} arm")
@@ -94,9 +97,7 @@ def plot(result: CollapseResult, path: Path) -> None:
         ax.set_xlabel("generation")
         ax.set_xticks(sorted(table["generation"].unique()))
         ax.legend(fontsize=8)
-    fig.suptitle(
-        f"Iterative retraining: purely synthetic vs {result.config.real_fraction:.0%} fresh real"
-    )
+    fig.suptitle(f"Iterative retraining: purely synthetic vs {real_fraction:.0%} fresh real")
     fig.savefig(path, dpi=110)
     plt.close(fig)
 
@@ -108,7 +109,7 @@ def write_results(result: CollapseResult, out_dir: str | Path, command: str) -> 
         result.table.to_csv(staging / TABLE_CSV, index=False)
         result.variables.to_csv(staging / VARIABLES_CSV, index=False)
         write_text_atomic(staging / TABLE_MD, markdown(result, command))
-        plot(result, staging / PLOT_PNG)
+        plot(result.table, result.config.real_fraction, staging / PLOT_PNG)
         write_json_atomic(
             staging / SETTINGS_JSON,
             {"created": utc_now(), "command": command, **result.to_dict(),
