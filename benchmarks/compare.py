@@ -497,6 +497,14 @@ def render(rows: list[dict[str, Any]], args: argparse.Namespace, command: str) -
             "- Peak memory: the row's own process high-water mark (`ru_maxrss`) after sampling, "
             "including the loaded split and libraries.",
             "- ✓ pass, ✗ required check failed, ⚠ advisory check failed, n/a not measurable.",
+            "- Rows finished: "
+            + "; ".join(f"{r['label']} {r.get('finished', '?')}" for r in rows)
+            + (
+                f" (rows kept in and reused from `{args.rows_dir}` when run with the same "
+                "settings and committed code)"
+                if args.rows_dir
+                else ""
+            ),
             "",
             build_table(rows),
             "## Goals for clinsynth at ε = 4 (issue 7)",
@@ -523,6 +531,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     p.add_argument("--out", default=str(DEFAULT_OUT))
     p.add_argument(
+        "--rows-dir",
+        default=None,
+        help="keep each row's aggregate JSON here and reuse rows already there that were run "
+        "with the same settings (so a slow row such as PAR need not be re-run); default: none",
+    )
+    p.add_argument(
         "--probe-par",
         type=int,
         default=None,
@@ -532,6 +546,46 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--worker", default=None, help=argparse.SUPPRESS)
     p.add_argument("--workdir", default=None, help=argparse.SUPPRESS)
     return p.parse_args(argv)
+
+
+SPLIT_KEYS = ("data", "schema", "n_train", "n_nonmembers")
+ENGINE_FILES = {"clinsynth": "clinsynth/generator", "par": "clinsynth/engines"}
+
+
+def _code_version(name: str) -> str:
+    """Git hash of the engine's source (and the audits) a row was computed with."""
+    spec = ROWS[name]
+    paths = ["audits"] + ([ENGINE_FILES[spec.engine]] if spec.engine else [])
+    done = subprocess.run(
+        ["git", "-C", str(REPO), "log", "-1", "--format=%H", "--", *paths],
+        capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    dirty = subprocess.run(
+        ["git", "-C", str(REPO), "status", "--porcelain", "--", *paths],
+        capture_output=True, text=True, check=False,
+    ).stdout.strip()  # fmt: skip
+    return done.stdout.strip() + ("+uncommitted" if dirty else "")
+
+
+def _kept_row(rows_dir: str | None, name: str, settings: dict[str, Any]) -> dict | None:
+    """A previously kept row run with the same settings and the same committed code, if any."""
+    if not rows_dir:
+        return None
+    path = Path(rows_dir) / f"{name}.json"
+    if not path.is_file():
+        return None
+    row = json.loads(path.read_text())
+    version = _code_version(name)
+    same_code = row.get("code") == version and not version.endswith("+uncommitted")
+    return row if row.get("settings") == settings and same_code else None
+
+
+def _keep_row(rows_dir: str, name: str, row: dict[str, Any]) -> None:
+    from clinsynth.io import write_text_atomic
+
+    row["code"] = _code_version(name)
+    Path(rows_dir).mkdir(parents=True, exist_ok=True)
+    write_text_atomic(Path(rows_dir) / f"{name}.json", json.dumps(row, default=_json_default))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -555,14 +609,25 @@ def main(argv: list[str] | None = None) -> int:
         keys = ("seed", "par_epochs", "clinsynth_epochs", "policy", "threads")
         config = {k: getattr(args, k) for k in keys}
         (workdir / "config.json").write_text(json.dumps(config))
+        settings = {**config, **{k: getattr(args, k) for k in SPLIT_KEYS}}
         for i, name in enumerate(names, 1):
+            kept = _kept_row(args.rows_dir, name, settings)
+            if kept is not None:
+                print(f"[{i}/{len(names)}] {ROWS[name].label}: reused ({kept['finished']})")
+                rows.append(kept)
+                continue
             print(f"[{i}/{len(names)}] {ROWS[name].label}", flush=True)
             script = str(Path(__file__).resolve())
             cmd = [sys.executable, script, "--worker", name, "--workdir", str(workdir)]
             subprocess.run(cmd, check=False)
             out = workdir / f"{name}.json"
             if out.is_file():
-                rows.append(json.loads(out.read_text()))
+                row = json.loads(out.read_text())
+                row["finished"] = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
+                row["settings"] = settings
+                if args.rows_dir and "error" not in row:
+                    _keep_row(args.rows_dir, name, row)
+                rows.append(row)
             else:
                 rows.append({"row": name, "label": ROWS[name].label, "error": "worker crashed"})
     text = render(rows, args, command)
