@@ -17,7 +17,7 @@ from clinsynth.schema import VariableType
 from clinsynth.simulate import simulate_cohort
 from clinsynth.writer import write_cohort
 
-TINY = {"epochs": 3, "batch_size": 40, "hidden": 16, "n_blocks": 2, "n_mix": 2}
+TINY = {"epochs": 3, "batch_size": 40, "hidden": 16, "n_blocks": 2, "n_mix": 2, "accountant": "rdp"}
 N_SAMPLE = 60
 
 

@@ -16,6 +16,15 @@ from clinsynth.generator.model import ModelConfig, StayModel
 from clinsynth.schema import load_schema
 
 
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    """Small matrices: one CPU thread is much faster on a shared machine."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 @pytest.fixture(scope="module")
 def encoding() -> Encoding:
     return Encoding.from_schema(load_schema("icu_sim"))

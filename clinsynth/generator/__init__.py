@@ -1,4 +1,16 @@
-"""DP sequence generator: ``SequenceSynthesizer`` (fit on real stays, sample synthetic ones)."""
+"""DP sequence generator: ``SequenceSynthesizer`` (fit on real stays, sample synthetic ones).
+
+Modules, one job each:
+
+- ``encoding``: schema-only scaling of values, static/outcome classes (no data statistics);
+- ``features``: what the model sees of a stay's past at each grid step (train = sample path);
+- ``layers``: per-variable and within-step (MADE) linear layers with opacus grad samplers;
+- ``model``: the torch module (statics heads, causal conv series model, outcome heads);
+- ``priors``: one DP release of summary statistics that initialises the model;
+- ``dp``: opacus plumbing with per-group clipping; ``training``: the DP-SGD loop;
+- ``sampling``: ancestral sampling and decoding to a ``Cohort``;
+- ``synthesizer``: the estimator API (validation, fit, sample, save/load, privacy report).
+"""
 
 from clinsynth.generator.synthesizer import SequenceSynthesizer
 

@@ -34,7 +34,7 @@ GROUP_SHARES = {"statics": 1.0, "outcomes": 2.0, "mask": 0.5, "network": 1.0, "v
 # output) while the few-parameter parts that carry most of the signal and must travel far —
 # per-variable history models, biases, the statics heads, the outcome heads (which also read a
 # down-scaled stay summary) — take larger ones.
-LR_SCALE = {"outcomes": 5.0, "local": 5.0, "statics": 3.0, "bias": 3.0}
+LR_SCALE = {"outcomes": 5.0, "local": 1.0, "statics": 3.0, "bias": 1.0}
 
 
 class GroupClippingOptimizer(DPOptimizer):

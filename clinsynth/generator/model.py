@@ -7,13 +7,14 @@ p(stay) = p(statics) · Π_t p(mask_t | past, statics) p(values_t | mask_t, past
   fields giving a softmax over that field's classes (bins + "missing").
 - Series: a causal dilated convolution stack (kernel 2; parallel over time in training, cheap
   per-sample gradients under opacus) reads the history features of :mod:`features` and the
-  statics. At each step it predicts which variables are measured (Bernoulli per variable, plus a
-  strictly-lower-triangular term so variables measured together come out together) and their
-  values: for numeric variables a mixture of Gaussians whose means are linear in the last value
-  and the patient's running level plus a network term; Bernoulli for binary; softmax for
-  categorical. Values also see the co-measured variables earlier in the schema order (DiasABP
-  sees SysABP). Each output sums three paths: the shared network, a per-variable model of the
-  variable's own history and a direct linear effect of the statics.
+  statics. At each step it predicts which variables are measured (Bernoulli per variable given
+  the history: a within-step dependency between masks was tried and dropped — under DP noise it
+  made sampled measurement rates drift from the real ones) and their values: for numeric
+  variables a mixture of Gaussians whose means blend the last value, the patient's running
+  level and a predicted target; Bernoulli for binary; softmax for categorical. Values also see
+  the co-measured variables just before them in the schema order (DiasABP sees SysABP). Each
+  output sums three paths: the shared network, a per-variable model of the variable's own
+  history and a direct linear effect of the statics.
 - Outcomes: generated last, by a multinomial logistic model over the statics and a whole-stay
   summary, so a synthetic death goes with a stay that looks like one (a compact, DP-friendly
   way to learn how outcome and trajectory relate).
@@ -166,7 +167,6 @@ class StayModel(nn.Module):
         self.mask_head = nn.Linear(h, v)
         self.mask_local = PerVariableLinear(v, PER_VARIABLE, 1)
         self.mask_cond = nn.Linear(c, v, bias=False)
-        self.mask_made = StrictlyLowerLinear(v, band=MADE_BAND)
         self.value_head = nn.Linear(h, v * p)
         self.value_local = PerVariableLinear(v, PER_VARIABLE, p)
         self.value_cond = nn.Linear(c, v * p, bias=False)
@@ -292,7 +292,7 @@ class StayModel(nn.Module):
         flat and summed back per patient.
         """
         out = self.parallel_outputs(per_var, glob, cond)
-        mask_logit = out[..., 0] + self.mask_made(m)
+        mask_logit = out[..., 0]
         mask_nll = F.binary_cross_entropy_with_logits(mask_logit, m, reduction="none").sum((1, 2))
 
         shift = self.value_made((x * self.value_scale + self.value_shift) * m)

@@ -6,9 +6,9 @@ heart rate is charted in the first hour, how often a lab is re-measured, the mor
 gets a tiny signal-to-noise ratio per step, and a few hundred steps of Adam cannot move it far.
 The same quantities are cheap to release directly: each patient contributes one short vector
 (below), clipped to l2 norm ``CLIP``; the vectors are summed and Gaussian noise of standard
-deviation ``SIGMA * CLIP`` is added once. This is a Gaussian mechanism — a DP-SGD step with
-sampling rate 1 — so the accountant composes it with the training steps exactly (the training
-noise is then solved for the remaining budget: about 3% more noise for SIGMA = 4).
+deviation ``sigma * CLIP`` is added once (``sigma = 16 / ε``). This is a Gaussian mechanism — a
+DP-SGD step with sampling rate 1 — so the accountant composes it with the training steps exactly
+(the training noise is then solved for the remaining budget: about 3% more noise at ε = 4).
 
 The released sums initialise, per variable, a measurement hazard by state (first hour; not yet
 measured, by time since admission; measured at the previous step; measured before but not at
@@ -38,12 +38,21 @@ from clinsynth.generator.features import (
 )
 from clinsynth.generator.model import StayModel
 
-SIGMA = 4.0  # noise multiplier of the release (public)
-CLIP = 8.0  # l2 bound of one patient's vector (public; a stay's vector has norm ~7-8, and
+SIGMA_AT_EPS4 = 4.0  # noise multiplier of the release at ε = 4, scaled as 4/ε (public)
+
+
+def release_sigma(epsilon: float) -> float:
+    """Noise multiplier of the release for a total budget ε: the release alone then costs
+    about a fifth of ε (0.83 of 4 at δ = 5e-5), whatever ε is."""
+    return SIGMA_AT_EPS4 * 4.0 / epsilon
+
+
+SIGMA = SIGMA_AT_EPS4  # the default budget's (used where no ε is at hand)
+CLIP = 8.0  # l2 bound of one patient's vector (public; a stay's vector has norm ~7-8.5, and
 # clipping would shrink the sums: it should bind rarely)
 FIRST_VALUE_CLIP = 4.0  # first values enter clipped to ±4 standardised units
 MIN_COUNT = 30.0  # a released ratio whose denominator is below this is not used ...
-RELIABLE = 4.0  # ... nor one whose denominator is below 4 noise standard deviations
+SHRINK = 2.0  # a fine state's estimate gets weight den / (den + 2 noise sd) vs its parent's
 N_B = len(GAP_EDGES)
 # per variable: m0; not-yet-measured (exposure, events) per bucket; after a measurement at t-1
 # (exposure, events); measured earlier (exposure, events) per bucket
@@ -59,7 +68,7 @@ class Released:
     outcomes: list[np.ndarray]  # per outcome field: class counts
     static_missing: np.ndarray  # [n_static]
     n: int
-    exact: bool = False  # released without noise (training without DP only)
+    noise_sd: float  # standard deviation of the noise on every sum (0: exact, no DP)
 
 
 def patient_vectors(
@@ -111,6 +120,8 @@ def release(
 ) -> Released:
     """Clip, sum, add Gaussian noise once (the privacy cost is accounted by the caller).
 
+    The noise standard deviation is ``sigma * CLIP``, which :func:`initialise` must be told.
+
     ``sigma = 0`` gives the exact sums (only for training without DP).
     """
     rows = patient_vectors(x, m, codes, encoding)
@@ -128,15 +139,22 @@ def release(
             outcomes.append(total[pos : pos + f.n_classes])
             pos += f.n_classes
     static_missing = total[pos : pos + encoding.n_static]
-    return Released(mask, first, outcomes, static_missing, len(rows), exact=sigma == 0)
+    return Released(mask, first, outcomes, static_missing, len(rows), noise_sd=sigma * CLIP)
 
 
-def _logit(num: float, den: float, noise: float) -> float | None:
-    """Log-odds of a released ratio; None when its denominator is not well above its noise."""
-    if den < max(MIN_COUNT, RELIABLE * noise):
-        return None
-    p = min(max(num / den, 0.002), 0.998)
+def _logit(p: float) -> float:
+    p = min(max(p, 0.002), 0.998)
     return math.log(p / (1 - p))
+
+
+def _shrunk(num: float, den: float, noise: float, parent: float) -> float:
+    """Log-odds of a released ratio, pulled towards its parent estimate when the (noisy)
+    denominator is not well above its noise — so fine states with few observations inherit
+    the pooled hazard instead of noise, and related variables are initialised alike."""
+    if den <= 0:
+        return parent
+    weight = den / (den + SHRINK * noise) if noise > 0 else 1.0
+    return parent + weight * (_logit(num / den) - parent)
 
 
 @torch.no_grad()
@@ -144,38 +162,35 @@ def initialise(model: StayModel, released: Released, encoding: Encoding) -> None
     """Set the biases and per-variable weights the released statistics determine."""
     n, k = released.n, model.config.n_mix
     t_len = encoding.n_steps  # exposures (and later events) were sent divided by T
-    sd = 0.0 if released.exact else SIGMA * CLIP
+    sd = released.noise_sd
     sd_t = sd * t_len  # noise sd of an entry sent divided by T, in counts
     for v in range(encoding.n_variables):
         stats = released.mask[v]
-        m0 = stats[0]
         nev = stats[1 : 1 + 2 * N_B].reshape(N_B, 2) * [t_len, 1.0]
         p1 = stats[1 + 2 * N_B : 3 + 2 * N_B] * t_len
         e0 = stats[3 + 2 * N_B :].reshape(N_B, 2) * t_len
-        l_nev = _logit(nev[:, 1].sum(), nev[:, 0].sum(), sd_t * math.sqrt(N_B))
-        l_e0 = _logit(e0[:, 1].sum(), e0[:, 0].sum(), sd_t * math.sqrt(N_B))
-        l_p1, l0 = _logit(p1[1], p1[0], sd_t), _logit(m0, n, sd)
+        exposure = nev[:, 0].sum() + p1[0] + e0[:, 0].sum()
+        events = nev[:, 1].sum() + p1[1] + e0[:, 1].sum()
+        if exposure < max(MIN_COUNT, SHRINK * sd_t):
+            continue  # too little data: keep the generic prior
+        pooled = _logit(events / exposure)
+        pooled_sd = sd_t * math.sqrt(2 * N_B + 2)
+        l_nev = _shrunk(nev[:, 1].sum(), nev[:, 0].sum(), pooled_sd, pooled)
+        l_e0 = _shrunk(e0[:, 1].sum(), e0[:, 0].sum(), pooled_sd, pooled)
+        l_p1 = _shrunk(p1[1], p1[0], sd_t, pooled)
+        l0 = _shrunk(stats[0], n, sd, l_nev)
         w = model.mask_local.weight[v, 0]
-        w[SHARE] = 0.0  # the state hazards replace the generic prior
-        # the bias is the not-yet-measured hazard (or, failing it, the first-hour one); every
-        # other state adds its own offset to it
-        base = next((x for x in (l_nev, l0, l_e0) if x is not None), None)
-        if base is None:
-            continue
-        model.mask_head.bias[v] = base
-        w[EVER] = 0.0 if l_e0 is None else l_e0 - base
-        if l0 is not None:
-            w[FIRST] = l0 - base
+        model.mask_head.bias[v] = l_nev
+        w[FIRST] = l0 - l_nev
+        w[EVER] = l_e0 - l_nev
         for i in range(N_B):
-            bucket = _logit(nev[i, 1], nev[i, 0], sd_t)
-            w[NEVER_BUCKETS + i] = 0.0 if bucket is None or l_nev is None else bucket - base
-            bucket = _logit(e0[i, 1], e0[i, 0], sd_t)
-            w[SEEN_BUCKETS + i] = 0.0 if bucket is None or l_e0 is None else bucket - l_e0
-        if l_p1 is not None:
-            w[PREV] = l_p1 - (base + w[EVER].item())
+            w[NEVER_BUCKETS + i] = _shrunk(nev[i, 1], nev[i, 0], sd_t, l_nev) - l_nev
+            w[SEEN_BUCKETS + i] = _shrunk(e0[i, 1], e0[i, 0], sd_t, l_e0) - l_e0
+        w[SHARE] = 0.0  # the state hazards replace the generic prior
+        w[PREV] = l_p1 - l_e0
     for v in range(encoding.n_variables):
         has = released.mask[v, 0] + released.mask[v, 2 : 2 + 2 * N_B : 2].sum()
-        if has >= max(MIN_COUNT, RELIABLE * sd) and encoding.variables[v].kind == "gauss":
+        if has >= max(MIN_COUNT, SHRINK * sd) and encoding.variables[v].kind == "gauss":
             mean = float(np.clip(released.first_value[v] / has, -1, 1)) * FIRST_VALUE_CLIP
             spread = torch.linspace(-0.5, 0.5, k) if k > 1 else torch.zeros(1)
             model.value_head.bias.view(model.n_vars, model.n_params)[v, k : 2 * k] = mean + spread

@@ -1,10 +1,10 @@
 """Ancestral sampling of synthetic stays from a trained :class:`StayModel`, then back to a Cohort.
 
 Statics field by field, then the grid step by step: within a step the measurement mask is drawn
-variable by variable (schema order, so co-measured variables come out together), then the values
-of the measured variables in the same order. Everything is drawn from one seeded
-``torch.Generator`` (and one numpy generator for within-bin / within-step jitter), so the same
-model and seed give the same cohort.
+(independently per variable given the history), then the values of the measured variables in
+schema order (each sees the co-measured ones before it), then the outcomes given the stay.
+Everything is drawn from one seeded ``torch.Generator`` (and one numpy generator for within-bin
+/ within-step jitter), so the same model and seed give the same cohort.
 """
 
 from __future__ import annotations
@@ -82,20 +82,16 @@ def sample_series(
     n_vars = model.n_vars
     hist = History(batch, model.value_scale, model.value_shift, model.n_steps)
     cache = [b.to(device) for b in model.new_cache(batch)]
-    w_mask = model.mask_made.masked_weight.T  # row u: effect of input u
-    w_value = model.value_made.masked_weight.T
+    w_value = model.value_made.masked_weight.T  # row u: effect of input u
     gauss, binary = model.is_gauss.bool().tolist(), model.is_binary.bool().tolist()
     cat_size = dict(zip(model.cat_index, model.cat_sizes, strict=True))
     xs, ms = [], []
     for t in range(model.n_steps):
         per_var, glob = hist.features()
         out = model.step(per_var, glob, cond, cache, t)
-        logit, params = out[..., 0].clone(), out[..., 1:]
-        m_t = torch.zeros(batch, n_vars, device=device)
-        for v in range(n_vars):
-            u = torch.rand(batch, generator=gen, device=device)
-            m_t[:, v] = (u < torch.sigmoid(logit[:, v])).float()
-            logit += m_t[:, v : v + 1] * w_mask[v]
+        logit, params = out[..., 0], out[..., 1:]
+        u = torch.rand(batch, n_vars, generator=gen, device=device)
+        m_t = (u < torch.sigmoid(logit)).float()
         logw, mu, log_sigma = model.mixture(params, per_var, torch.zeros_like(logit))
         shift = torch.zeros(batch, n_vars, device=device)
         x_t = torch.zeros(batch, n_vars, device=device)

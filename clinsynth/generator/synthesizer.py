@@ -33,7 +33,7 @@ from clinsynth.schema import Schema, load_schema, parse_schema
 FORMAT_VERSION = 1
 DEFAULTS = {
     "epsilon": 4.0,
-    "epochs": 40,
+    "epochs": 60,
     "batch_size": 125,
     "learning_rate": 3e-3,
     "max_grad_norm": 3.2,
@@ -144,7 +144,8 @@ class SequenceSynthesizer:
         # its privacy cost is composed with the training steps by the same accountant
         x, m, codes = (t.cpu().numpy() for t in (tensors[4], tensors[5], tensors[3]))
         gen = torch.Generator().manual_seed(self.seed + 2)
-        released = priors.release(x, m, codes, self.encoding, gen, priors.SIGMA if self.dp else 0)
+        sigma = priors.release_sigma(self.epsilon) if self.dp else 0.0
+        released = priors.release(x, m, codes, self.encoding, gen, sigma)
         priors.initialise(model, released, self.encoding)
         self.outcome_rates_ = [_rates(c) for c in released.outcomes]
         config = TrainingConfig(
@@ -157,7 +158,7 @@ class SequenceSynthesizer:
             dp=self.dp,
             accountant=self.accountant,
             seed=self.seed,
-            prior_mechanisms=((priors.SIGMA, 1.0, 1),) if self.dp else (),
+            prior_mechanisms=((sigma, 1.0, 1),) if self.dp else (),
         )
         start = time.perf_counter()
         with _cpu_threads(self.threads):
@@ -228,7 +229,7 @@ class SequenceSynthesizer:
                 "what": "one Gaussian mechanism on per-patient summary vectors (initialises the "
                 "model): per-variable first-hour / not-yet / after-measured measurement "
                 "hazards, mean first value, outcome class rates, static missing rates",
-                "noise_multiplier": priors.SIGMA if self.dp else None,
+                "noise_multiplier": priors.release_sigma(self.epsilon) if self.dp else None,
                 "clip_norm": priors.CLIP,
                 "composed_with_dp_sgd": True,
             },
