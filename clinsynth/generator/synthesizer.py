@@ -20,7 +20,7 @@ import torch
 
 from clinsynth.cohort import Cohort
 from clinsynth.errors import ClinsynthError
-from clinsynth.generator import priors
+from clinsynth.generator import calibration, outcome_head, priors
 from clinsynth.generator.encoding import Encoding
 from clinsynth.generator.features import stay_summary, teacher_forced_features
 from clinsynth.generator.model import ModelConfig, StayModel
@@ -100,6 +100,8 @@ class SequenceSynthesizer:
         self.n_train_: int | None = None
         self.fit_seconds_: float | None = None
         self.outcome_rates_: list[np.ndarray] | None = None  # DP-released, for calibration
+        self.targets_: calibration.Targets | None = None  # DP-released, for calibration
+        self.calibration_gaps_: dict[str, list[float]] | None = None  # worst gaps per round
 
     # ---------------------------------------------------------------- parameters
     def get_params(self) -> dict[str, Any]:
@@ -147,7 +149,17 @@ class SequenceSynthesizer:
         sigma = priors.release_sigma(self.epsilon) if self.dp else 0.0
         released = priors.release(x, m, codes, self.encoding, gen, sigma)
         priors.initialise(model, released, self.encoding)
-        self.outcome_rates_ = [_rates(c) for c in released.outcomes]
+        # two more small releases: measurement rates and lag-1 persistence (calibration targets)
+        target_sigma = calibration.release_sigma(self.epsilon) if self.dp else 0.0
+        numeric = np.array([v.kind == "gauss" for v in self.encoding.variables])
+        head_sigma = outcome_head.outcome_sigma(self.epsilon) if self.dp else 0.0
+        outcome_codes = [
+            (codes[:, k], f.n_classes)
+            for k, f in enumerate(self.encoding.statics)
+            if k >= self.encoding.n_static
+        ]
+        self.targets_ = calibration.release_targets(x, m, numeric, outcome_codes, gen, target_sigma)
+        self.outcome_rates_ = self.targets_.outcome_rates  # less noisy than the prior release's
         config = TrainingConfig(
             epochs=self.epochs,
             batch_size=min(self.batch_size, n),
@@ -158,11 +170,23 @@ class SequenceSynthesizer:
             dp=self.dp,
             accountant=self.accountant,
             seed=self.seed,
-            prior_mechanisms=((sigma, 1.0, 1),) if self.dp else (),
+            prior_mechanisms=(
+                ((sigma, 1.0, 1), (target_sigma, 1.0, 2), (head_sigma, 1.0, outcome_head.STEPS))
+                if self.dp
+                else ()
+            ),
         )
         start = time.perf_counter()
         with _cpu_threads(self.threads):
             self.training_ = train(model, tensors, config, progress)
+            model.eval()
+            outcome_head.fit_outcome_heads(
+                model, self.encoding, tensors[2], tensors[3], tensors[6], head_sigma, gen
+            )
+            self.calibration_gaps_ = calibration.calibrate(
+                model, self.encoding, self.targets_, self.seed + 3,
+                n=min(calibration.CALIBRATION_STAYS, max(500, 2 * n)),
+            )  # fmt: skip
         self.fit_seconds_ = time.perf_counter() - start
         model.eval()
         self.model_ = model
@@ -233,6 +257,26 @@ class SequenceSynthesizer:
                 "clip_norm": priors.CLIP,
                 "composed_with_dp_sgd": True,
             },
+            "dp_outcome_heads": {
+                "what": "the outcome heads (logistic model of the outcomes given the statics "
+                "and a whole-stay summary) fitted by full-batch gradient descent with "
+                "per-patient clipping and Gaussian noise",
+                "steps": outcome_head.STEPS,
+                "noise_multiplier": outcome_head.outcome_sigma(self.epsilon) if self.dp else None,
+                "clip_norm": outcome_head.CLIP,
+                "composed_with_dp_sgd": True,
+            },
+            "dp_release_calibration": {
+                "what": "two Gaussian mechanisms: each patient's share of measured grid cells "
+                "per variable, and each patient's lag-1 sums of demeaned values per numeric "
+                "variable; sampled rates and lag-1 autocorrelations are calibrated to them "
+                "(post-processing)",
+                "noise_multiplier": calibration.release_sigma(self.epsilon) if self.dp else None,
+                "clip_norms": {"rates": calibration.RATES_CLIP, "lag1": calibration.LAG_CLIP},
+                "rate_noise_sd": self.targets_.rate_noise_sd if self.targets_ else None,
+                "calibration_worst_gaps": self.calibration_gaps_,
+                "composed_with_dp_sgd": True,
+            },
             "dp_sgd": [
                 "everything the model learns: measurement rates and patterns, value "
                 "distributions and dynamics, static distributions, missingness, outcome rate",
@@ -263,6 +307,8 @@ class SequenceSynthesizer:
             "n_train": self.n_train_,
             "fit_seconds": self.fit_seconds_,
             "outcome_rates": [r.tolist() for r in self.outcome_rates_ or []],
+            "calibration_targets": None if self.targets_ is None else self.targets_.to_dict(),
+            "calibration_gaps": self.calibration_gaps_,
             "state_dict": state,
         }
         path = Path(path)
@@ -301,13 +347,10 @@ class SequenceSynthesizer:
         synth.n_train_ = payload["n_train"]
         synth.fit_seconds_ = payload["fit_seconds"]
         synth.outcome_rates_ = [np.asarray(r) for r in payload.get("outcome_rates", [])] or None
+        targets = payload.get("calibration_targets")
+        synth.targets_ = None if targets is None else calibration.Targets.from_dict(targets)
+        synth.calibration_gaps_ = payload.get("calibration_gaps")
         return synth
-
-
-def _rates(counts: np.ndarray) -> np.ndarray:
-    """Released (noisy) class counts → probabilities (each at least a tiny floor)."""
-    counts = np.clip(np.asarray(counts, dtype=np.float64), 0.5, None)
-    return counts / counts.sum()
 
 
 @contextmanager

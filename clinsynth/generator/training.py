@@ -76,6 +76,9 @@ def train(
     loader = DataLoader(
         TensorDataset(*tensors), batch_size=config.batch_size, shuffle=True, generator=data_gen
     )
+    for group, param in zip(model.clipping_groups(), model.parameters(), strict=True):
+        if group == "outcomes":  # fitted on their own afterwards (module outcome_head)
+            param.requires_grad_(False)
     optimizer, groups = _adam(model, config.learning_rate)
     private = None
     if config.dp:
@@ -145,10 +148,12 @@ def _adam(model: StayModel, lr: float) -> tuple[torch.optim.Adam, list[str]]:
     DP-SGD affords only a few hundred steps, so the few-parameter parts that must travel far
     from their initial values (per-variable history models, outcome heads) take larger steps.
     """
-    groups = model.clipping_groups()
-    names = [name for name, _ in model.named_parameters()]
+    trainable = [p.requires_grad for p in model.parameters()]
+    groups = [g for g, t in zip(model.clipping_groups(), trainable, strict=True) if t]
+    names = [name for (name, p) in model.named_parameters() if p.requires_grad]
     tags = [_lr_tag(n, g) for n, g in zip(names, groups, strict=True)]
-    named = list(zip(groups, tags, model.parameters(), strict=True))
+    params = [p for p in model.parameters() if p.requires_grad]
+    named = list(zip(groups, tags, params, strict=True))
     scales = sorted({LR_SCALE.get(tag, 1.0) for _, tag, _ in named})
     param_groups, order = [], []
     for scale in scales:

@@ -1,0 +1,91 @@
+"""The outcome heads, fitted on their own by full-batch DP gradient descent.
+
+The outcome model is a multinomial logistic regression over the statics and a whole-stay
+summary (:func:`clinsynth.generator.features.stay_summary`): a few hundred weights, one label per
+patient. Trained jointly inside DP-SGD it gets a small share of the clipping norm and the same
+per-coordinate noise as the network's ~10^5 weights, at a batch of ~125 patients; its direction
+stays noisy and the synthetic outcome relates only loosely to the synthetic stay. Fitted
+separately — every patient in every step (sampling rate 1), per-patient gradients clipped to
+:data:`CLIP`, Gaussian noise on the sum — the same privacy cost buys an estimate several times
+less noisy (on PhysioNet 2012 summaries at the default budget: held-out AUROC ~0.77 for
+in-hospital death, against 0.81 without noise; jointly trained, the synthetic data's TSTR
+AUROC was 0.69). The accountant composes these ``STEPS`` steps
+with the rest of the training.
+
+Closed-form per-patient gradients (``(softmax - one_hot) ⊗ input``) make this a few seconds of
+work; it runs after DP-SGD, which leaves the heads untouched.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from clinsynth.generator.encoding import Encoding
+from clinsynth.generator.model import StayModel
+
+STEPS = 200  # full-batch gradient steps
+CLIP = 1.0  # l2 bound of one patient's gradient (all outcome heads together)
+LEARNING_RATE = 4.0  # on the mean gradient; inputs are scaled to norm ~2-3
+SIGMA_TIMES_EPS = 160.0  # noise multiplier per step 160/ε: 40 at ε = 4, i.e. ~2.8 over the
+# 200 steps together (40/√200); raises the DP-SGD noise by ~5%
+AVERAGE_FROM = STEPS // 2  # the fitted weights are the mean of the last half of the iterates
+
+
+def outcome_sigma(epsilon: float) -> float:
+    """Noise multiplier of each of the :data:`STEPS` full-batch steps for a total budget ε."""
+    return SIGMA_TIMES_EPS / epsilon
+
+
+def _inputs(model: StayModel, k: int, cond: torch.Tensor, summary: torch.Tensor) -> torch.Tensor:
+    """What head ``k`` reads (as in ``FieldHeads.logits``), plus a 1 for its bias."""
+    ones = torch.ones(cond.shape[0], 1, dtype=cond.dtype, device=cond.device)
+    return torch.cat([ones, cond[:, : model.fields.offsets[k]], summary, ones], dim=1)
+
+
+@torch.no_grad()
+def fit_outcome_heads(
+    model: StayModel,
+    encoding: Encoding,
+    cond: torch.Tensor,
+    codes: torch.Tensor,
+    summary: torch.Tensor,
+    sigma: float,
+    gen: torch.Generator,
+) -> None:
+    """Gradient descent on the outcome heads' summed cross-entropy, DP when ``sigma > 0``.
+
+    ``cond``, ``codes`` and ``summary`` are the training patients' (earlier outcome fields are
+    teacher forced, as in training). Starts from zero weights and the heads' current biases
+    (the prior release sets them to the released class rates).
+    """
+    fields = range(encoding.n_static, len(encoding.statics))
+    heads = [model.fields.heads[k] for k in fields]
+    inputs = [_inputs(model, k, cond, summary) for k in fields]
+    targets = [torch.nn.functional.one_hot(codes[:, k], h.out_features).to(cond.dtype)
+               for k, h in zip(fields, heads, strict=True)]  # fmt: skip
+    for h in heads:
+        h.weight.zero_()
+    n = cond.shape[0]
+    sums = [[torch.zeros_like(h.weight), torch.zeros_like(h.bias)] for h in heads]
+    for step in range(STEPS):
+        errors = []
+        for h, x, y in zip(heads, inputs, targets, strict=True):
+            logits = x[:, :-1] @ h.weight.T + h.bias
+            errors.append(torch.softmax(logits, dim=1) - y)
+        # per-patient gradient of head j is errors_j ⊗ inputs_j: squared norm is the product
+        sq = sum(e.pow(2).sum(1) * x.pow(2).sum(1) for e, x in zip(errors, inputs, strict=True))
+        factor = (CLIP / (sq.sqrt() + 1e-12)).clamp(max=1.0)
+        for h, x, e in zip(heads, inputs, errors, strict=True):
+            grad = (e * factor.unsqueeze(1)).T @ x  # [classes, inputs + 1]
+            if sigma > 0:
+                grad = grad + torch.normal(0.0, sigma * CLIP, grad.shape, generator=gen)
+            grad = grad / n
+            h.weight -= LEARNING_RATE * grad[:, :-1]
+            h.bias -= LEARNING_RATE * grad[:, -1]
+        if step >= AVERAGE_FROM:
+            for (w_sum, b_sum), h in zip(sums, heads, strict=True):
+                w_sum += h.weight
+                b_sum += h.bias
+    for (w_sum, b_sum), h in zip(sums, heads, strict=True):  # iterate averaging: post-processing
+        h.weight.copy_(w_sum / (STEPS - AVERAGE_FROM))  # that averages the noise of late steps
+        h.bias.copy_(b_sum / (STEPS - AVERAGE_FROM))
