@@ -8,6 +8,9 @@ Modules, one job each:
 - ``model``: the torch module (statics heads, causal conv series model, outcome heads);
 - ``priors``: one DP release of summary statistics that initialises the model;
 - ``dp``: opacus plumbing with per-group clipping; ``training``: the DP-SGD loop;
+- ``outcome_head``: the outcome model, fitted on its own by full-batch DP gradient descent;
+- ``calibration``: two small DP releases (measurement rates and outcome rates; lag-1 sums) and
+  the post-processing that calibrates the trained model to them;
 - ``sampling``: ancestral sampling and decoding to a ``Cohort``;
 - ``synthesizer``: the estimator API (validation, fit, sample, save/load, privacy report).
 """

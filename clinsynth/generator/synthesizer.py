@@ -278,9 +278,15 @@ class SequenceSynthesizer:
                 "composed_with_dp_sgd": True,
             },
             "dp_sgd": [
-                "everything the model learns: measurement rates and patterns, value "
-                "distributions and dynamics, static distributions, missingness, outcome rate",
+                "everything else the model learns: measurement patterns, value distributions "
+                "and dynamics, static distributions, missingness",
             ],
+            "budget_split": (
+                "all mechanisms are composed by one accountant; the four releases have fixed "
+                "noise multipliers scaled as 1/ε (prior release 16/ε, each calibration release "
+                "12/ε, outcome heads 120/ε per step over 200 steps) and DP-SGD's noise is "
+                "solved for what remains of (ε, δ)"
+            ),
         }
 
     def _fitted(self) -> StayModel:
