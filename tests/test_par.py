@@ -381,3 +381,19 @@ def test_generate_engine_par_makes_a_run_the_audit_and_export_gate_accept(
     assert (run / "audit.json").is_file() and (run / "audit.html").is_file()
     refused = runner.invoke(app, ["export", str(run), "--out", str(tmp_path / "export")])
     assert refused.exit_code != 0 and not (tmp_path / "export").exists()
+
+
+def test_kept_rows_are_reused_only_with_the_same_settings_and_clean_code(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    settings = {"seed": 0, "par_epochs": 128, "n_train": 2000}
+    monkeypatch.setattr(compare, "_code_version", lambda name: "abc123")
+    compare._keep_row(str(tmp_path), "par", {"row": "par", "settings": settings, "x": 1})
+    assert compare._kept_row(str(tmp_path), "par", settings)["x"] == 1
+    assert compare._kept_row(str(tmp_path), "par", {**settings, "seed": 1}) is None
+    assert compare._kept_row(str(tmp_path), "eps4", settings) is None  # never kept
+    assert compare._kept_row(None, "par", settings) is None  # no folder: always re-run
+    monkeypatch.setattr(compare, "_code_version", lambda name: "def456")  # engine code changed
+    assert compare._kept_row(str(tmp_path), "par", settings) is None
+    monkeypatch.setattr(compare, "_code_version", lambda name: "abc123+uncommitted")
+    assert compare._kept_row(str(tmp_path), "par", settings) is None
