@@ -19,6 +19,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from clinsynth.generator.dp import gaussian_sum
 from clinsynth.generator.encoding import Encoding
 from clinsynth.generator.model import StayModel
 from clinsynth.generator.sampling import sample_raw
@@ -91,16 +92,9 @@ def lag1_from_sums(sums: np.ndarray) -> np.ndarray:
 
 
 def clipped(rows: np.ndarray, clip: float) -> np.ndarray:
-    """Each row scaled down to l2 norm at most ``clip``."""
+    """Each row scaled down to l2 norm at most ``clip`` (as the release clips them)."""
     norms = np.linalg.norm(rows, axis=1, keepdims=True)
     return rows * np.minimum(1.0, clip / np.maximum(norms, 1e-12))
-
-
-def _gaussian_sum(rows: np.ndarray, clip: float, sigma: float, gen: torch.Generator) -> np.ndarray:
-    """Σ rows (each clipped to l2 norm ``clip``) + N(0, (sigma·clip)²) noise per entry."""
-    rows = clipped(rows, clip)
-    noise = torch.normal(0.0, max(sigma * clip, 1e-30), size=(rows.shape[1],), generator=gen)
-    return rows.sum(axis=0) + noise.double().numpy()
 
 
 def release_targets(
@@ -122,7 +116,7 @@ def release_targets(
     n, v = m.shape[0], m.shape[2]
     one_hot = [np.eye(k)[codes] for codes, k in outcome_codes]
     rows = np.concatenate([m.mean(axis=1).astype(np.float64), *one_hot], axis=1)
-    released = _gaussian_sum(rows, RATES_CLIP, sigma, gen) / n
+    released = gaussian_sum(rows, RATES_CLIP, sigma, gen) / n
     rates, pos, outcome_rates = released[:v], v, []
     for _, k in outcome_codes:
         probs = np.clip(released[pos : pos + k], MIN_RATE, None)
@@ -130,7 +124,7 @@ def release_targets(
         pos += k
     idx = np.flatnonzero(numeric)
     sums = lag1_sums(x[..., idx].astype(np.float64), m[..., idx])
-    total = _gaussian_sum(sums.reshape(n, -1), LAG_CLIP, sigma, gen).reshape(len(idx), 3)
+    total = gaussian_sum(sums.reshape(n, -1), LAG_CLIP, sigma, gen).reshape(len(idx), 3)
     lag1 = np.full(v, np.nan)
     reliable = np.minimum(total[:, 1], total[:, 2]) >= RELIABLE * sigma * LAG_CLIP
     lag1[idx] = np.where(reliable, lag1_from_sums(total), np.nan)

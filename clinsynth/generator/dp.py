@@ -16,6 +16,7 @@ import math
 import warnings
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 from opacus.accountants import create_accountant
 from opacus.data_loader import DPDataLoader
@@ -117,3 +118,13 @@ def make_private(
     account = create_accountant(mechanism=accountant)
     dp_optimizer.attach_step_hook(account.get_optimizer_hook_fn(sample_rate=sample_rate))
     return PrivateTraining(module, dp_optimizer, dp_loader, account, sample_rate)
+
+
+def gaussian_sum(rows: np.ndarray, clip: float, sigma: float, gen: torch.Generator) -> np.ndarray:
+    """The Gaussian mechanism on per-patient rows: Σ rows (each scaled to l2 norm at most
+    ``clip``) plus N(0, (sigma·clip)²) noise per entry; its cost is one accountant step of
+    noise multiplier ``sigma`` at sampling rate 1. ``sigma = 0``: the exact sum."""
+    norms = np.linalg.norm(rows, axis=1, keepdims=True)
+    rows = rows * np.minimum(1.0, clip / np.maximum(norms, 1e-12))
+    noise = torch.normal(0.0, max(sigma * clip, 1e-30), size=(rows.shape[1],), generator=gen)
+    return rows.sum(axis=0) + noise.double().numpy()

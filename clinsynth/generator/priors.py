@@ -25,6 +25,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from clinsynth.generator.dp import gaussian_sum
 from clinsynth.generator.encoding import Encoding
 from clinsynth.generator.features import (
     EVER,
@@ -125,10 +126,7 @@ def release(
     ``sigma = 0`` gives the exact sums (only for training without DP).
     """
     rows = patient_vectors(x, m, codes, encoding)
-    norms = np.linalg.norm(rows, axis=1, keepdims=True)
-    rows = rows * np.minimum(1.0, CLIP / np.maximum(norms, 1e-12))
-    noise = torch.normal(0.0, max(sigma * CLIP, 1e-30), size=(rows.shape[1],), generator=gen)
-    total = rows.sum(axis=0) + noise.double().numpy()
+    total = gaussian_sum(rows, CLIP, sigma, gen)
     v = encoding.n_variables
     pos = v * N_MASK_STATS
     mask, first = total[:pos].reshape(v, N_MASK_STATS), total[pos : pos + v]
