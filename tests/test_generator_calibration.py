@@ -20,34 +20,30 @@ def data() -> tuple[Encoding, np.ndarray, np.ndarray, np.ndarray, list]:
     enc = Encoding.from_schema(cohort.schema)
     x, m = enc.encode_series(enc.dequantise(to_grid(cohort).values, np.random.default_rng(0)))
     numeric = np.array([v.kind == "gauss" for v in enc.variables])
-    codes = enc.encode_statics(to_grid(cohort).statics)
-    outcomes = [(codes[:, k], f.n_classes) for k, f in enumerate(enc.statics) if k >= enc.n_static]
-    return enc, x, m, numeric, outcomes
+    return enc, x, m, numeric, enc.encode_statics(to_grid(cohort).statics)
 
 
-def _release(x, m, numeric, outcomes, sigma: float) -> calibration.Targets:
-    return calibration.release_targets(
-        x, m, numeric, outcomes, torch.Generator().manual_seed(0), sigma
-    )
+def _release(enc, x, m, codes, sigma: float) -> calibration.Targets:
+    return calibration.release_targets(x, m, codes, enc, torch.Generator().manual_seed(0), sigma)
 
 
 def test_exact_release_is_the_cohorts_rates_and_autocorrelation(data) -> None:
-    enc, x, m, numeric, outcomes = data
-    targets = _release(x, m, numeric, outcomes, 0.0)
+    enc, x, m, numeric, codes = data
+    targets = _release(enc, x, m, codes, 0.0)
     assert np.allclose(targets.rates, np.clip(m.mean(axis=(0, 1)), 1e-4, 1 - 1e-4))
     # a frequently measured vital has a strong, defined lag-1 autocorrelation; no binary does
     hr = [v.name for v in enc.variables].index("HR")
     assert 0.3 < targets.lag1[hr] < 1.0
     assert np.isnan(targets.lag1[~numeric]).all()
     assert targets.rate_noise_sd == 0.0
-    death = (outcomes[0][0] == 1).mean()
+    death = (codes[:, enc.n_static] == 1).mean()
     assert targets.outcome_rates[0][1] == pytest.approx(death, abs=1e-3)  # floor on classes
 
 
 def test_noisy_release_is_close_and_drops_unreliable_lag_targets(data) -> None:
-    _, x, m, numeric, outcomes = data
-    exact = _release(x, m, numeric, outcomes, 0.0)
-    noisy = _release(x, m, numeric, outcomes, 3.0)
+    enc, x, m, _, codes = data
+    exact = _release(enc, x, m, codes, 0.0)
+    noisy = _release(enc, x, m, codes, 3.0)
     assert noisy.rate_noise_sd == pytest.approx(3.0 * calibration.RATES_CLIP / len(x))
     assert np.abs(noisy.rates - exact.rates).max() < 6 * noisy.rate_noise_sd
     assert not np.array_equal(noisy.rates, exact.rates)

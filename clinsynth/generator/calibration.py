@@ -100,19 +100,23 @@ def clipped(rows: np.ndarray, clip: float) -> np.ndarray:
 def release_targets(
     x: np.ndarray,
     m: np.ndarray,
-    numeric: np.ndarray,
-    outcome_codes: list[tuple[np.ndarray, int]],
+    codes: np.ndarray,
+    encoding: Encoding,
     gen: torch.Generator,
     sigma: float,
 ) -> Targets:
-    """The two Gaussian releases, from model-space values and masks ``[N, T, V]``.
+    """The two Gaussian releases, from model-space values and masks ``[N, T, V]`` and the
+    static/outcome class ``codes [N, S]``.
 
     Rates: each patient's share of measured steps per variable (a vector in [0, 1]^V) and the
-    one-hot class of each outcome field (``outcome_codes``: codes and class count per field),
-    clipped to :data:`RATES_CLIP`. Lag-1: each patient's :func:`lag1_sums` of the ``numeric``
-    variables, clipped to :data:`LAG_CLIP`. Sums get noise of sd ``sigma * clip`` and are
-    divided by N (public). ``sigma = 0``: exact (training without DP only).
+    one-hot class of each outcome field, clipped to :data:`RATES_CLIP`. Lag-1: each patient's
+    :func:`lag1_sums` of the numeric variables, clipped to :data:`LAG_CLIP`. Sums get noise of
+    sd ``sigma * clip`` and are divided by N (public). ``sigma = 0``: exact (no DP only).
     """
+    numeric = np.array([v.kind == "gauss" for v in encoding.variables])
+    outcome_codes = [
+        (codes[:, k], f.n_classes) for k, f in enumerate(encoding.statics) if k >= encoding.n_static
+    ]
     n, v = m.shape[0], m.shape[2]
     one_hot = [np.eye(k)[codes] for codes, k in outcome_codes]
     rows = np.concatenate([m.mean(axis=1).astype(np.float64), *one_hot], axis=1)

@@ -149,17 +149,12 @@ class SequenceSynthesizer:
         sigma = priors.release_sigma(self.epsilon) if self.dp else 0.0
         released = priors.release(x, m, codes, self.encoding, gen, sigma)
         priors.initialise(model, released, self.encoding)
-        # two more small releases: measurement rates and lag-1 persistence (calibration targets)
+        # two more small releases: measurement and outcome rates, lag-1 persistence (the targets
+        # the trained model is calibrated to)
         target_sigma = calibration.release_sigma(self.epsilon) if self.dp else 0.0
-        numeric = np.array([v.kind == "gauss" for v in self.encoding.variables])
-        head_sigma = outcome_head.outcome_sigma(self.epsilon) if self.dp else 0.0
-        outcome_codes = [
-            (codes[:, k], f.n_classes)
-            for k, f in enumerate(self.encoding.statics)
-            if k >= self.encoding.n_static
-        ]
-        self.targets_ = calibration.release_targets(x, m, numeric, outcome_codes, gen, target_sigma)
+        self.targets_ = calibration.release_targets(x, m, codes, self.encoding, gen, target_sigma)
         self.outcome_rates_ = self.targets_.outcome_rates  # less noisy than the prior release's
+        head_sigma = outcome_head.outcome_sigma(self.epsilon) if self.dp else 0.0
         config = TrainingConfig(
             epochs=self.epochs,
             batch_size=min(self.batch_size, n),
@@ -177,7 +172,7 @@ class SequenceSynthesizer:
             ),
         )
         start = time.perf_counter()
-        with _cpu_threads(self.threads):
+        with _cpu_threads(self.threads):  # DP-SGD, then the outcome heads, then calibration
             self.training_ = train(model, tensors, config, progress)
             model.eval()
             outcome_head.fit_outcome_heads(
@@ -188,7 +183,6 @@ class SequenceSynthesizer:
                 n=min(calibration.CALIBRATION_STAYS, max(500, 2 * n)),
             )  # fmt: skip
         self.fit_seconds_ = time.perf_counter() - start
-        model.eval()
         self.model_ = model
         self.n_train_ = n
         return self
