@@ -25,9 +25,11 @@ PAR cost, measured on this machine (2 shared cores, busy with other jobs, 1 torc
 PhysioNet 2012, 37 variables x 48 hourly steps) with ``--probe-par N``: 0.9-1.25 s per epoch on
 200 stays, 2.9 s on 500, plus 13 s / 29 s of preprocessing; cost is linear in patients (PAR's
 full-batch loss loops over every patient and variable in Python), so ~10-12 s per epoch and
-~2 min of preprocessing at 2,000 stays. SDV's default 128 epochs (~21-25 min) is the default here
-(``--par-epochs``). Sampling costs ~0.45 s per patient (~8 min for 1,000): PAR re-runs its GRU
-over the whole prefix at every step. ``set-a`` loads as 3,997 usable stays, so the non-members
+~2 min of preprocessing at 2,000 stays. SDV's default 128 epochs is the default here
+(``--par-epochs``): estimated ~21-25 min idle, measured 1 h 48 min (50.5 s per epoch) with the
+2 cores shared by two other jobs, in the run recorded in ``RESULTS.md``. Sampling costs ~0.45 s
+per patient (~8 min for 1,000; measured 500 s for 999 under load): PAR re-runs its GRU over the
+whole prefix at every step. ``set-a`` loads as 3,997 usable stays, so the non-members
 are 1,997 (998 holdout + 999 reference) when 2,000 are requested.
 
 Never run in tests (hours of CPU). Run it with:
