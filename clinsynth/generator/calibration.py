@@ -19,7 +19,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from clinsynth.generator.dp import gaussian_sum
+from clinsynth.generator.dp import clip_rows, gaussian_sum
 from clinsynth.generator.encoding import Encoding
 from clinsynth.generator.model import StayModel
 from clinsynth.generator.sampling import sample_raw
@@ -91,12 +91,6 @@ def lag1_from_sums(sums: np.ndarray) -> np.ndarray:
         return np.where(den > 0, np.clip(sums[:, 0] / den, -1, 1), np.nan)
 
 
-def clipped(rows: np.ndarray, clip: float) -> np.ndarray:
-    """Each row scaled down to l2 norm at most ``clip`` (as the release clips them)."""
-    norms = np.linalg.norm(rows, axis=1, keepdims=True)
-    return rows * np.minimum(1.0, clip / np.maximum(norms, 1e-12))
-
-
 def release_targets(
     x: np.ndarray,
     m: np.ndarray,
@@ -113,7 +107,6 @@ def release_targets(
     :func:`lag1_sums` of the numeric variables, clipped to :data:`LAG_CLIP`. Sums get noise of
     sd ``sigma * clip`` and are divided by N (public). ``sigma = 0``: exact (no DP only).
     """
-    numeric = np.array([v.kind == "gauss" for v in encoding.variables])
     outcome_codes = [
         (codes[:, k], f.n_classes) for k, f in enumerate(encoding.statics) if k >= encoding.n_static
     ]
@@ -126,7 +119,7 @@ def release_targets(
         probs = np.clip(released[pos : pos + k], MIN_RATE, None)
         outcome_rates.append(probs / probs.sum())
         pos += k
-    idx = np.flatnonzero(numeric)
+    idx = encoding.indices("gauss")
     sums = lag1_sums(x[..., idx].astype(np.float64), m[..., idx])
     total = gaussian_sum(sums.reshape(n, -1), LAG_CLIP, sigma, gen).reshape(len(idx), 3)
     lag1 = np.full(v, np.nan)
@@ -164,7 +157,7 @@ def calibrate(
     k = model.config.n_mix
     persistence = model.value_head.bias.view(model.n_vars, model.n_params)[:, 3 * k]
     lagged = ~np.isnan(targets.lag1)
-    numeric = np.array([v.kind == "gauss" for v in encoding.variables])
+    numeric = encoding.indices("gauss")
     gaps: dict[str, list[float]] = {"rate_pp": [], "lag1": []}
     for i in range(rounds + 1):
         raw = sample_raw(model, encoding, n, seed + i)
@@ -183,12 +176,11 @@ def calibrate(
     return gaps
 
 
-def _lag1(x: np.ndarray, m: np.ndarray, numeric: np.ndarray) -> np.ndarray:
-    """Lag-1 autocorrelation ``[V]`` of sampled stays, with the release's per-patient clipping
-    (which weights patients, so the two sides must share it)."""
-    idx = np.flatnonzero(numeric)
+def _lag1(x: np.ndarray, m: np.ndarray, idx: list[int]) -> np.ndarray:
+    """Lag-1 autocorrelation ``[V]`` of sampled stays (numeric variables ``idx``), with the
+    release's per-patient clipping (which weights patients, so the two sides must share it)."""
     sums = lag1_sums(x[..., idx].astype(np.float64), m[..., idx])
-    rows = clipped(sums.reshape(len(x), -1), LAG_CLIP).reshape(sums.shape)
+    rows = clip_rows(sums.reshape(len(x), -1), LAG_CLIP).reshape(sums.shape)
     out = np.full(x.shape[2], np.nan)
     out[idx] = lag1_from_sums(rows.sum(axis=0))
     return out

@@ -2,12 +2,13 @@
 per-patient clipping done *per group of parameters*.
 
 Why groups: one patient's gradient has parts of very different natural size — the value
-likelihood (dozens of measured cells) dwarfs the statics/outcome heads and the measurement-pattern
-heads. A single flat clip would let the value part decide every patient's scaling and leave the
-others' signal far below the noise; clipping each part to its own norm ``C_g`` protects them.
-This is the standard Gaussian mechanism on the concatenated clipped gradient: its l2 sensitivity
-is ``sqrt(sum_g C_g^2)`` and the noise is calibrated to exactly that, so opacus' accountant
-applies unchanged (as for its own per-layer clipping, of which this is a coarser variant).
+likelihood (dozens of measured cells) dwarfs the statics heads and the measurement-pattern heads
+(the outcome heads are not trained here: see ``outcome_head``). A single flat clip would let the
+value part decide every patient's scaling and leave the others' signal far below the noise;
+clipping each part to its own norm ``C_g`` protects them. This is the standard Gaussian
+mechanism on the concatenated clipped gradient: its l2 sensitivity is ``sqrt(sum_g C_g^2)`` and
+the noise is calibrated to exactly that, so opacus' accountant applies unchanged (as for its
+own per-layer clipping, of which this is a coarser variant).
 """
 
 from __future__ import annotations
@@ -28,14 +29,13 @@ from torch.utils.data import DataLoader
 # Clipping norm of each parameter group, as shares of the total per-patient sensitivity. Public
 # modelling choices (fixed before seeing any data): a summed-over-cells value gradient is
 # several times larger than the rest, so values get the largest share.
-GROUP_SHARES = {"statics": 1.0, "outcomes": 2.0, "mask": 0.5, "network": 1.0, "values": 2.0}
+GROUP_SHARES = {"statics": 1.0, "mask": 0.5, "network": 1.0, "values": 2.0}
 # Step-size multipliers. DP-SGD affords a few hundred steps; Adam moves every weight by about
 # the step size per step, in a random direction where noise dominates. Large shared matrices
 # therefore take small steps (their noise walk would otherwise add random functions to every
 # output) while the few-parameter parts that carry most of the signal and must travel far —
-# per-variable history models, biases, the statics heads, the outcome heads (which also read a
-# down-scaled stay summary) — take larger ones.
-LR_SCALE = {"outcomes": 5.0, "local": 1.0, "statics": 3.0, "bias": 1.0}
+# the statics heads — take larger ones.
+LR_SCALE = {"local": 1.0, "statics": 3.0, "bias": 1.0}
 
 
 class GroupClippingOptimizer(DPOptimizer):
@@ -120,11 +120,16 @@ def make_private(
     return PrivateTraining(module, dp_optimizer, dp_loader, account, sample_rate)
 
 
+def clip_rows(rows: np.ndarray, clip: float) -> np.ndarray:
+    """Each per-patient row scaled down to l2 norm at most ``clip``."""
+    norms = np.linalg.norm(rows, axis=1, keepdims=True)
+    return rows * np.minimum(1.0, clip / np.maximum(norms, 1e-12))
+
+
 def gaussian_sum(rows: np.ndarray, clip: float, sigma: float, gen: torch.Generator) -> np.ndarray:
     """The Gaussian mechanism on per-patient rows: Σ rows (each scaled to l2 norm at most
     ``clip``) plus N(0, (sigma·clip)²) noise per entry; its cost is one accountant step of
     noise multiplier ``sigma`` at sampling rate 1. ``sigma = 0``: the exact sum."""
-    norms = np.linalg.norm(rows, axis=1, keepdims=True)
-    rows = rows * np.minimum(1.0, clip / np.maximum(norms, 1e-12))
+    rows = clip_rows(rows, clip)
     noise = torch.normal(0.0, max(sigma * clip, 1e-30), size=(rows.shape[1],), generator=gen)
     return rows.sum(axis=0) + noise.double().numpy()

@@ -146,14 +146,14 @@ def _adam(model: StayModel, lr: float) -> tuple[torch.optim.Adam, list[str]]:
     in the optimiser's own order (which the DP optimiser iterates in).
 
     DP-SGD affords only a few hundred steps, so the few-parameter parts that must travel far
-    from their initial values (per-variable history models, outcome heads) take larger steps.
+    from their initial values (the statics heads) take larger steps.
     """
-    trainable = [p.requires_grad for p in model.parameters()]
-    groups = [g for g, t in zip(model.clipping_groups(), trainable, strict=True) if t]
-    names = [name for (name, p) in model.named_parameters() if p.requires_grad]
-    tags = [_lr_tag(n, g) for n, g in zip(names, groups, strict=True)]
-    params = [p for p in model.parameters() if p.requires_grad]
-    named = list(zip(groups, tags, params, strict=True))
+    pairs = zip(model.named_parameters(), model.clipping_groups(), strict=True)
+    named = [
+        (group, _lr_tag(name, group), param)
+        for (name, param), group in pairs
+        if param.requires_grad  # frozen parts (the outcome heads) are not optimised here
+    ]
     scales = sorted({LR_SCALE.get(tag, 1.0) for _, tag, _ in named})
     param_groups, order = [], []
     for scale in scales:
@@ -166,7 +166,7 @@ def _adam(model: StayModel, lr: float) -> tuple[torch.optim.Adam, list[str]]:
 def _lr_tag(name: str, group: str) -> str:
     if "_local." in name:
         return "local"
-    if group in ("outcomes", "statics"):
+    if group == "statics":
         return group
     return "bias" if name.endswith(".bias") else group
 
