@@ -10,8 +10,8 @@ separately — every patient in every step (sampling rate 1), per-patient gradie
 less noisy. Measured on PhysioNet 2012 (one trained ε = 4 series model, the heads re-fitted
 with 4 noise seeds, 2,000 synthetic stays, TSTR AUROC for in-hospital death): jointly trained
 heads 0.69; this fit at noise 40 per step without momentum 0.735, with momentum 0.741; at 30
-(the default 120/ε at ε = 4) with momentum 0.751 (0.738-0.763); noise-free 0.772. The accountant composes
-these ``STEPS`` steps with the rest of the training.
+(the default 120/ε at ε = 4) with momentum 0.751 (0.738-0.763); noise-free 0.772. The
+accountant composes these ``STEPS`` steps with the rest of the training.
 
 Closed-form per-patient gradients (``(softmax - one_hot) ⊗ input``) make this a few seconds of
 work; it runs after DP-SGD, which leaves the heads untouched.
