@@ -53,10 +53,6 @@ def fit_outcome_heads(
     summary: torch.Tensor,
     sigma: float,
     gen: torch.Generator,
-    steps: int = STEPS,
-    learning_rate: float = LEARNING_RATE,
-    average_from: int | None = AVERAGE_FROM,
-    momentum: float = MOMENTUM,
 ) -> None:
     """Gradient descent on the outcome heads' summed cross-entropy, DP when ``sigma > 0``.
 
@@ -73,8 +69,8 @@ def fit_outcome_heads(
         h.weight.zero_()
     n = cond.shape[0]
     sums = [[torch.zeros_like(h.weight), torch.zeros_like(h.bias)] for h in heads]
-    velocity = [torch.zeros(h.out_features, h.in_features + 1) for h in heads]
-    for step in range(steps):
+    velocity = [h.weight.new_zeros(h.out_features, h.in_features + 1) for h in heads]
+    for step in range(STEPS):
         errors = []
         for h, x, y in zip(heads, inputs, targets, strict=True):
             logits = x[:, :-1] @ h.weight.T + h.bias
@@ -85,16 +81,15 @@ def fit_outcome_heads(
         for h, x, e, vel in zip(heads, inputs, errors, velocity, strict=True):
             grad = (e * factor.unsqueeze(1)).T @ x  # [classes, inputs + 1]
             if sigma > 0:
-                grad = grad + torch.normal(0.0, sigma * CLIP, grad.shape, generator=gen)
-            vel.mul_(momentum).add_(grad / n)  # heavy ball: post-processing of the noisy sums
-            h.weight -= learning_rate * vel[:, :-1]
-            h.bias -= learning_rate * vel[:, -1]
-        if average_from is not None and step >= average_from:
+                noise = torch.normal(0.0, sigma * CLIP, grad.shape, generator=gen)
+                grad = grad + noise.to(grad)  # the generator is on the CPU, grad may not be
+            vel.mul_(MOMENTUM).add_(grad / n)  # heavy ball: post-processing of the noisy sums
+            h.weight -= LEARNING_RATE * vel[:, :-1]
+            h.bias -= LEARNING_RATE * vel[:, -1]
+        if step >= AVERAGE_FROM:
             for (w_sum, b_sum), h in zip(sums, heads, strict=True):
                 w_sum += h.weight
                 b_sum += h.bias
-    if average_from is None or average_from >= steps:
-        return
     for (w_sum, b_sum), h in zip(sums, heads, strict=True):  # iterate averaging: post-processing
-        h.weight.copy_(w_sum / (steps - average_from))  # that averages the noise of late steps
-        h.bias.copy_(b_sum / (steps - average_from))
+        h.weight.copy_(w_sum / (STEPS - AVERAGE_FROM))  # that averages the noise of late steps
+        h.bias.copy_(b_sum / (STEPS - AVERAGE_FROM))
