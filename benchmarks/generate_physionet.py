@@ -10,7 +10,9 @@ and the quality figures are computed with the audits package's own functions:
 - lag-1 within-patient autocorrelation gap for the vitals (worst and mean);
 - marginal fidelity: mean KS over variables (time ignored) and share of variables failing;
 - discriminator AUROC real-vs-synthetic (0.5 ideal) on the whole-stay representation;
-- TSTR vs TRTR AUROC for In-hospital_death, tested on the non-members.
+- TSTR vs TRTR AUROC for In-hospital_death, tested on the non-members, and the calibration
+  slope of the TSTR classifier on them (logistic regression of the real outcome on its logit:
+  1 = calibrated, below 1 = over-confident on real patients).
 
 Usage::
 
@@ -28,6 +30,7 @@ import warnings
 from pathlib import Path
 
 import numpy as np
+from sklearn.linear_model import LogisticRegression
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -36,7 +39,7 @@ from audits.correlation import auto_sums, correlation_from_sums, demeaned  # noq
 from audits.features import stay_features  # noqa: E402
 from audits.fidelity import marginal_audit  # noqa: E402
 from audits.policy import load_policy  # noqa: E402
-from audits.utility import discriminator_auroc, tstr_table  # noqa: E402
+from audits.utility import classifier, discriminator_auroc, tstr_table  # noqa: E402
 from clinsynth.cohort import Cohort  # noqa: E402
 from clinsynth.generator import SequenceSynthesizer  # noqa: E402
 from clinsynth.grid import to_grid  # noqa: E402
@@ -105,9 +108,26 @@ def quality(train: Cohort, test: Cohort, synth: Cohort, seed: int = 0) -> dict[s
     out["trtr_auroc"] = float(row["trtr"])
     out["tstr_auroc"] = float(row["tstr"])
     out["tstr_over_trtr"] = float(row["tstr"] / row["trtr"])
+    out["tstr_calibration_slope"] = calibration_slope(
+        feats["synth"].without(outcomes), synth.statics[OUTCOME].to_numpy(dtype=float),
+        feats["test"].without(outcomes), test.statics[OUTCOME].to_numpy(dtype=float), seed,
+    )  # fmt: skip
     out["mortality_real"] = float(row["real_rate"])
     out["mortality_synth"] = float(row["synthetic_rate"])
     return out
+
+
+def calibration_slope(
+    x_synth: np.ndarray, y_synth: np.ndarray, x_test: np.ndarray, y_test: np.ndarray, seed: int
+) -> float:
+    """Slope of the real outcome on the logit of the audit's classifier trained on synthetic
+    stays (1 = its risks are calibrated on real patients, < 1 = over-confident)."""
+    labelled = ~np.isnan(y_synth)
+    keep = ~np.isnan(x_synth[labelled]).all(axis=0)
+    model = classifier(seed).fit(x_synth[labelled][:, keep], y_synth[labelled])
+    p = np.clip(model.predict_proba(x_test[:, keep])[:, 1], 1e-6, 1 - 1e-6)
+    logit = np.log(p / (1 - p)).reshape(-1, 1)
+    return float(LogisticRegression(C=1e6).fit(logit, y_test).coef_[0, 0])
 
 
 def run_one(train: Cohort, test: Cohort, epsilon: float, args: argparse.Namespace) -> dict:

@@ -278,7 +278,7 @@ class SequenceSynthesizer:
             "budget_split": (
                 "all mechanisms are composed by one accountant; the four releases have fixed "
                 "noise multipliers scaled as 1/ε (prior release 16/ε, each calibration release "
-                "12/ε, outcome heads 120/ε per step over 200 steps) and DP-SGD's noise is "
+                "12/ε, outcome heads 60/ε per step over 50 steps) and DP-SGD's noise is "
                 "solved for what remains of (ε, δ)"
             ),
         }
