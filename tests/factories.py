@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import numpy as np
@@ -13,7 +14,15 @@ from clinsynth.schema import Schema, parse_schema
 
 REPO = Path(__file__).resolve().parent.parent
 PHYSIONET = REPO.parent / "shared/data/physionet2012"
+
 PHYSIONET_SET_A = PHYSIONET / "set-a.csv.gz"
+
+
+def flat(text: str) -> str:
+    """CLI output without rich's line wrapping and box drawing, for phrase matching: where a
+    panel wraps depends on the length of the paths in it (pytest's tmp folder numbering)."""
+    return " ".join(re.sub(r"[│╭╮╰╯─┃┏┓┗┛━]", " ", text).split())
+
 
 UNITS = ["MICU", "SICU", "CCU"]
 

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import audit_cases as cases
 import numpy as np
+from factories import flat
 from fake_runs import make_run
 from typer.testing import CliRunner
 
@@ -66,7 +67,7 @@ def test_files_mode_exit_codes_and_reports(tmp_path_factory):
     assert json.loads((out / "shuffled" / "audit.json").read_text())["verdict"] == "fail"
 
     again = _audit(paths, "real", out / "real")  # never overwrites silently
-    assert again.exit_code == 2 and "already exists" in again.output
+    assert again.exit_code == 2 and "already exists" in flat(again.output)
     assert _audit(paths, "real", out / "real", "--force").exit_code == 0
 
 

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from factories import flat
 from fake_runs import CHECKS, make_run
 from typer.testing import CliRunner
 
@@ -24,11 +25,6 @@ from clinsynth.simulate import simulate_cohort, write_sample
 
 runner = CliRunner()
 REPO = Path(__file__).resolve().parent.parent
-
-
-def flat(text: str) -> str:
-    """Output without rich's line wrapping and panel borders."""
-    return " ".join(re.sub(r"[│╭╮╰╯─]", " ", text).split())
 
 
 class FakeResult:

@@ -7,15 +7,10 @@ import re
 import zipfile
 
 import pytest
-from factories import many_patients_file, write_schema
+from factories import flat, many_patients_file, write_schema
 from typer.testing import CliRunner
 
 from clinsynth.cli import app
-
-
-def flat(text: str) -> str:
-    """Rich panel text without box characters and line wrapping, for phrase matching."""
-    return " ".join(re.sub(r"[│╭╮╰╯─┃┏┓┗┛━]", " ", text).split())
 
 
 def listing(folder) -> list[str]:

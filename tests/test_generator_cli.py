@@ -7,6 +7,7 @@ import re
 from pathlib import Path
 
 import pytest
+from factories import flat
 from typer.testing import CliRunner
 
 from clinsynth.cli import app
@@ -30,11 +31,6 @@ PRIVACY_KEYS = {
     "epsilon", "delta", "accountant", "noise_multiplier", "max_grad_norm", "sample_rate",
     "epochs", "steps", "public", "dp_sgd",
 }  # fmt: skip
-
-
-def flat(text: str) -> str:
-    """CLI output without rich's line wrapping and box drawing."""
-    return re.sub(r"[\s│╭╮╰╯─]+", " ", text)
 
 
 @pytest.fixture(scope="module")

@@ -6,7 +6,7 @@ import re
 
 import pytest
 import yaml
-from factories import make_cohort, make_schema
+from factories import flat, make_cohort, make_schema
 from typer.testing import CliRunner
 
 from clinsynth.cli import app
@@ -15,10 +15,6 @@ from clinsynth.loader import load_cohort
 from clinsynth.schema import load_schema
 from clinsynth.schema_infer import draft_yaml, infer_schema
 from clinsynth.writer import write_cohort
-
-
-def flat(text: str) -> str:
-    return " ".join(re.sub(r"[│╭╮╰╯─]", " ", text).split())
 
 
 @pytest.fixture(scope="module")
