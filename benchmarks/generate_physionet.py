@@ -39,7 +39,12 @@ from audits.correlation import auto_sums, correlation_from_sums, demeaned  # noq
 from audits.features import stay_features  # noqa: E402
 from audits.fidelity import marginal_audit  # noqa: E402
 from audits.policy import load_policy  # noqa: E402
-from audits.utility import classifier, discriminator_auroc, tstr_table  # noqa: E402
+from audits.utility import (  # noqa: E402
+    _informative_columns,
+    classifier,
+    discriminator_auroc,
+    tstr_table,
+)
 from clinsynth.cohort import Cohort  # noqa: E402
 from clinsynth.generator import SequenceSynthesizer  # noqa: E402
 from clinsynth.grid import to_grid  # noqa: E402
@@ -123,7 +128,7 @@ def calibration_slope(
     """Slope of the real outcome on the logit of the audit's classifier trained on synthetic
     stays (1 = its risks are calibrated on real patients, < 1 = over-confident)."""
     labelled = ~np.isnan(y_synth)
-    keep = ~np.isnan(x_synth[labelled]).all(axis=0)
+    keep = _informative_columns(x_synth[labelled])
     model = classifier(seed).fit(x_synth[labelled][:, keep], y_synth[labelled])
     p = np.clip(model.predict_proba(x_test[:, keep])[:, 1], 1e-6, 1 - 1e-6)
     logit = np.log(p / (1 - p)).reshape(-1, 1)

@@ -14,7 +14,6 @@ from clinsynth.schema import Schema, parse_schema
 
 REPO = Path(__file__).resolve().parent.parent
 PHYSIONET = REPO.parent / "shared/data/physionet2012"
-
 PHYSIONET_SET_A = PHYSIONET / "set-a.csv.gz"
 
 

@@ -289,7 +289,7 @@ def test_cli_refuses_to_overwrite_without_force(tmp_path):
     written = out.read_bytes()
     again = runner.invoke(app, ["simulate", "--n", "30", "--seed", "4", "--out", str(out)])
     assert again.exit_code == 2
-    assert "already exists" in flat(again.output) and "--force" in again.output
+    assert "already exists" in flat(again.output) and "--force" in flat(again.output)
     assert out.read_bytes() == written
     forced = runner.invoke(
         app, ["simulate", "--n", "30", "--seed", "4", "--out", str(out), "--force"]
