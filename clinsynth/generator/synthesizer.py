@@ -255,7 +255,7 @@ class SequenceSynthesizer:
                 "what": "the outcome heads (logistic model of the outcomes given the statics "
                 "and a whole-stay summary) fitted by full-batch gradient descent with "
                 "per-patient clipping and Gaussian noise",
-                "steps": outcome_head.STEPS,
+                "steps": outcome_head.STEPS if self.dp else outcome_head.NOISE_FREE_STEPS,
                 "noise_multiplier": outcome_head.outcome_sigma(self.epsilon) if self.dp else None,
                 "clip_norm": outcome_head.CLIP,
                 "composed_with_dp_sgd": True,
