@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 
 from clinsynth.cohort import Cohort
 from clinsynth.errors import ClinsynthError
@@ -164,6 +165,10 @@ def test_schema_mismatch_and_bad_model_file_refused(cohort: Cohort, tmp_path: Pa
     junk.write_bytes(b"not a model")
     with pytest.raises(ClinsynthError, match="not a clinsynth model file"):
         SequenceSynthesizer.load(junk)
+    old = tmp_path / "old.pt"
+    torch.save({"format_version": 1, "state_dict": {}}, old)
+    with pytest.raises(ClinsynthError, match="another version of clinsynth"):
+        SequenceSynthesizer.load(old)
 
 
 def test_no_dp_is_loud_and_recorded_as_infinite(cohort: Cohort) -> None:

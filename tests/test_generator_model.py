@@ -9,6 +9,7 @@ import pytest
 import torch
 from opacus import GradSampleModule
 
+from clinsynth.generator import severity
 from clinsynth.generator.encoding import Encoding
 from clinsynth.generator.features import teacher_forced_features
 from clinsynth.generator.layers import PerVariableLinear, StrictlyLowerLinear
@@ -66,6 +67,39 @@ def test_static_codes_round_trip_with_missing(encoding: Encoding) -> None:
     assert np.all(np.abs(back[ok] - statics[ok]) < 5.0)
     cond = encoding.static_condition(codes)
     assert cond.shape == (2, encoding.cond_width) and np.isfinite(cond).all()
+
+
+def test_severity_score_measures_distance_outside_the_normal_ranges(encoding: Encoding) -> None:
+    """Public formula: 0 half-widths outside every normal range is the bottom of the scale, two
+    outside on every numeric variable is two; binary and categorical variables do not count."""
+    numeric = encoding.indices("gauss")
+    t_len, v = encoding.n_steps, encoding.n_variables
+    m = np.zeros((3, t_len, v), dtype=np.float32)
+    m[:, :6, numeric] = 1.0
+    x = np.zeros_like(m)
+    x[1, :6, numeric] = 3.0  # two half-widths above each normal range
+    x[2, :6, numeric] = -3.0
+    x[2, :6, numeric[0]] = 50.0  # one wild value counts at most OUTSIDE_CLIP
+    other = [i for i in range(v) if i not in numeric]
+    m[:, :, other] = 1.0
+    x[:, :, other] = 1.0
+    scores = severity.score(x, m, numeric) * severity.HALF + severity.CENTRE
+    assert scores[0] == pytest.approx(0.0)
+    assert scores[1] == pytest.approx(2.0)
+    wild = (2.0 * (len(numeric) - 1) + severity.OUTSIDE_CLIP) / len(numeric)
+    assert scores[2] == pytest.approx(wild)
+    assert np.isnan(severity.score(x, np.zeros_like(m), numeric)).all()  # nothing measured
+    codes = encoding.severity_codes(x, m)
+    assert codes[0] < codes[1] < encoding.statics[encoding.severity_index].missing_class
+
+
+def test_severity_is_never_decoded(encoding: Encoding) -> None:
+    """The hidden field sits among the statics for the networks but never reaches a cohort."""
+    statics = np.array([[45.0, 1.0, 172.0, 2.0, 80.0, 0.0]])
+    codes = encoding.encode_statics(statics, np.array([1.0]))
+    assert codes.shape[1] == statics.shape[1] + 1
+    assert encoding.statics[encoding.severity_index].name == severity.NAME
+    assert encoding.decode_statics(codes, np.random.default_rng(0)).shape == statics.shape
 
 
 def test_features_are_causal(encoding: Encoding) -> None:

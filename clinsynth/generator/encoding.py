@@ -21,6 +21,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from clinsynth.errors import ClinsynthError
+from clinsynth.generator import severity
 from clinsynth.schema import BaseField, Schema, VariableType
 
 STATIC_BINS = 40
@@ -185,13 +186,24 @@ class Encoding:
 
     @classmethod
     def from_schema(cls, schema: Schema) -> Encoding:
+        """The schema's statics, the hidden severity score (:mod:`severity`), the outcomes."""
+        latent = StaticCoding(severity.NAME, "numeric", len(severity.EDGES), None, severity.EDGES)
         return cls(
             variables=[variable_coding(v) for v in schema.variables],
-            statics=[static_coding(f) for f in [*schema.statics, *schema.outcomes]],
-            n_static=len(schema.statics),
+            statics=[
+                *(static_coding(f) for f in schema.statics),
+                latent,
+                *(static_coding(f) for f in schema.outcomes),
+            ],
+            n_static=len(schema.statics) + 1,
             n_steps=schema.grid.n_steps,
             step_hours=schema.grid.step_hours,
         )
+
+    @property
+    def severity_index(self) -> int:
+        """Position of the hidden severity field: the last of the statics proper."""
+        return self.n_static - 1
 
     @property
     def static_cond_width(self) -> int:
@@ -274,15 +286,22 @@ class Encoding:
         return out
 
     # ---------------------------------------------------------------- statics
-    def encode_statics(self, statics: np.ndarray) -> np.ndarray:
-        """``statics[N,S]`` in cohort coding (NaN missing) → class codes ``[N,S]`` (int64)."""
+    def encode_statics(
+        self, statics: np.ndarray, severity_score: np.ndarray | None = None
+    ) -> np.ndarray:
+        """``statics[N,S]`` in cohort coding (NaN missing) and the stays' severity scores
+        (:func:`severity.score`; none: missing) → class codes ``[N,S+1]`` (int64)."""
+        n = statics.shape[0]
+        score = np.full(n, np.nan) if severity_score is None else severity_score
+        k = self.severity_index
+        statics = np.column_stack([statics[:, :k], score, statics[:, k:]])
         codes = np.zeros(statics.shape, dtype=np.int64)
         for j, f in enumerate(self.statics):
             col = statics[:, j]
             miss = np.isnan(col)
             c = np.full(len(col), f.missing_class, dtype=np.int64)
             if f.kind == "numeric":
-                z = f.scale.encode(col[~miss])
+                z = col[~miss] if f.scale is None else f.scale.encode(col[~miss])
                 c[~miss] = np.clip(
                     np.searchsorted(f.edges, z, side="right") - 1, 0, len(f.edges) - 2
                 )
@@ -293,10 +312,21 @@ class Encoding:
             codes[:, j] = c
         return codes
 
+    def severity_codes(self, x: np.ndarray, m: np.ndarray) -> np.ndarray:
+        """Class codes ``[N]`` of the severity field for stays ``x, m [N, T, V]`` (model space)."""
+        codes = self.encode_statics(
+            np.full((x.shape[0], len(self.statics) - 1), np.nan),
+            severity.score(x, m, self.indices("gauss")),
+        )
+        return codes[:, self.severity_index]
+
     def decode_statics(self, codes: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-        """Class codes → cohort coding; numeric values drawn uniformly within their bin."""
+        """Class codes → cohort coding ``[N,S]`` (the severity score is dropped); numeric values
+        drawn uniformly within their bin."""
         out = np.full(codes.shape, np.nan, dtype=np.float64)
         for j, f in enumerate(self.statics):
+            if j == self.severity_index:
+                continue
             c = codes[:, j]
             present = c != f.missing_class
             if f.kind == "numeric":
@@ -305,7 +335,7 @@ class Encoding:
                 out[present, j] = f.scale.decode(z)
             else:
                 out[present, j] = c[present]
-        return out
+        return np.delete(out, self.severity_index, axis=1)
 
     def static_condition(self, codes: np.ndarray) -> np.ndarray:
         """Codes ``[N,S]`` → the smooth conditioning vector ``[N, sum(cond_width)]``.

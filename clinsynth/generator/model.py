@@ -3,8 +3,10 @@
 p(stay) = p(statics) · Π_t p(mask_t | past, statics) p(values_t | mask_t, past, statics)
           · p(outcomes | statics, stay summary)
 
-- Statics: autoregressive over the schema's statics, each a small MLP head over the earlier
-  fields giving a softmax over that field's classes (bins + "missing").
+- Statics: autoregressive over the schema's statics and then a hidden severity score (module
+  :mod:`severity`: how abnormal the stay is overall, which the series are conditioned on), each
+  a small MLP head over the earlier fields giving a softmax over that field's classes (bins +
+  "missing").
 - Series: a causal dilated convolution stack (kernel 2; parallel over time in training, cheap
   per-sample gradients under opacus) reads the history features of :mod:`features` and the
   statics. At each step it predicts which variables are measured (Bernoulli per variable given

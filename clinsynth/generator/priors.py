@@ -155,6 +155,12 @@ def _shrunk(num: float, den: float, noise: float, parent: float) -> float:
     return parent + weight * (_logit(num / den) - parent)
 
 
+def measured_counts(released: Released) -> np.ndarray:
+    """``[V]`` noisy count of stays in which each variable is ever measured (first hour, or a
+    first measurement later: each stay has at most one)."""
+    return released.mask[:, 0] + released.mask[:, 2 : 2 + 2 * N_B : 2].sum(axis=1)
+
+
 @torch.no_grad()
 def initialise(model: StayModel, released: Released, encoding: Encoding) -> None:
     """Set the biases and per-variable weights the released statistics determine."""
@@ -186,17 +192,18 @@ def initialise(model: StayModel, released: Released, encoding: Encoding) -> None
             w[SEEN_BUCKETS + i] = _shrunk(e0[i, 1], e0[i, 0], sd_t, l_e0) - l_e0
         w[SHARE] = 0.0  # the state hazards replace the generic prior
         w[PREV] = l_p1 - l_e0
-    for v in range(encoding.n_variables):
-        has = released.mask[v, 0] + released.mask[v, 2 : 2 + 2 * N_B : 2].sum()
+    for v, has in enumerate(measured_counts(released)):
         if has >= max(MIN_COUNT, SHRINK * sd) and encoding.variables[v].kind == "gauss":
             mean = float(np.clip(released.first_value[v] / has, -1, 1)) * FIRST_VALUE_CLIP
             spread = torch.linspace(-0.5, 0.5, k) if k > 1 else torch.zeros(1)
             model.value_head.bias.view(model.n_vars, model.n_params)[v, k : 2 * k] = mean + spread
     for j, counts in enumerate(released.outcomes):
-        probs = np.clip(counts, 0.5, None) / np.clip(counts, 0.5, None).sum()
         head = model.fields.heads[encoding.n_static + j]
+        probs = np.clip(counts, 0.5, None) / np.clip(counts, 0.5, None).sum()
         head.bias.copy_(torch.as_tensor(np.log(probs), dtype=head.bias.dtype))
     for j, missing in enumerate(released.static_missing):
+        if j == encoding.severity_index:
+            continue  # set from the calibration release (module severity)
         p = float(np.clip(missing / n, 0.002, 0.998))
         f = encoding.statics[j]
         last = model.fields.heads[j][-1]

@@ -41,18 +41,18 @@ def sample_fields(
     fields: range,
     gen: torch.Generator,
     summary: torch.Tensor | None = None,
-    rates: list[np.ndarray] | None = None,
+    rates: list[np.ndarray | None] | None = None,
 ) -> None:
     """Draw ``codes[:, k]`` for k in ``fields`` in order, each given the earlier ones.
 
-    ``rates`` (one class-probability vector per field): the draws are calibrated so that, on
-    average over the drawn stays, each class has that probability.
+    ``rates`` (one class-probability vector per field, or None): the draws are calibrated so
+    that, on average over the drawn stays, each class has that probability.
     """
     device = model.is_gauss.device
     for i, k in enumerate(fields):
         cond = torch.from_numpy(encoding.static_condition(codes)).to(device)
         logits = model.fields.logits(k, cond, summary)
-        if rates is not None:
+        if rates is not None and rates[i] is not None:
             logits = logits + calibration_shift(logits, torch.as_tensor(rates[i]).to(logits))
         probs = torch.softmax(logits, dim=-1)
         codes[:, k] = torch.multinomial(probs, 1, generator=gen).squeeze(1).cpu().numpy()
@@ -123,14 +123,17 @@ def sample_raw(
     n: int,
     seed: int,
     outcome_rates: list[np.ndarray] | None = None,
+    severity_rates: np.ndarray | None = None,
 ) -> RawSample:
-    """``n`` stays in model space, deterministic in ``seed`` (outcomes: see ``sample_fields``)."""
+    """``n`` stays in model space, deterministic in ``seed``; outcomes and the severity score
+    are calibrated to the rates given (see ``sample_fields``)."""
     device = model.is_gauss.device
     gen = torch.Generator(device=device)
     gen.manual_seed(seed)
     model.eval()
     codes = np.array([[f.missing_class for f in encoding.statics]] * n, dtype=np.int64)
-    sample_fields(model, encoding, codes, range(encoding.n_static), gen)
+    static_rates = [None] * encoding.severity_index + [severity_rates]
+    sample_fields(model, encoding, codes, range(encoding.n_static), gen, rates=static_rates)
     scale, shift = model.value_scale, model.value_shift
     xs, ms, summaries = [], [], []
     for start in range(0, n, SAMPLE_CHUNK):
@@ -139,11 +142,14 @@ def sample_raw(
         summaries.append(stay_summary(x, m, scale, shift))
         xs.append(x.cpu().numpy())
         ms.append(m.cpu().numpy())
-    # outcomes come last, given the statics and the stays just drawn
+    x, m = np.concatenate(xs), np.concatenate(ms)
+    # outcomes come last, given the statics and the stays just drawn: their severity is the
+    # score of the drawn series (as in training), not the bin the series was drawn from
+    codes[:, encoding.severity_index] = encoding.severity_codes(x, m)
     outcomes = range(encoding.n_static, len(encoding.statics))
     summary = torch.cat(summaries)
     sample_fields(model, encoding, codes, outcomes, gen, summary=summary, rates=outcome_rates)
-    return RawSample(codes, np.concatenate(xs), np.concatenate(ms))
+    return RawSample(codes, x, m)
 
 
 def to_cohort(
@@ -161,7 +167,7 @@ def to_cohort(
     statics = pd.DataFrame(
         encoding.decode_statics(raw.codes, rng),
         index=pd.Index(ids, name="patient_id"),
-        columns=[f.name for f in encoding.statics],
+        columns=[f.name for j, f in enumerate(encoding.statics) if j != encoding.severity_index],
     )
     values = encoding.decode_series(raw.x, raw.m)
     step_minutes = encoding.step_hours * 60.0

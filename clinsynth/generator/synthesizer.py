@@ -20,7 +20,7 @@ import torch
 
 from clinsynth.cohort import Cohort
 from clinsynth.errors import ClinsynthError
-from clinsynth.generator import calibration, outcome_head, priors
+from clinsynth.generator import calibration, outcome_head, priors, severity
 from clinsynth.generator.encoding import Encoding
 from clinsynth.generator.features import stay_summary, teacher_forced_features
 from clinsynth.generator.model import ModelConfig, StayModel
@@ -30,7 +30,7 @@ from clinsynth.grid import to_grid
 from clinsynth.io import atomic_path
 from clinsynth.schema import Schema, load_schema, parse_schema
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: the hidden severity field (version-1 files have no weights for it)
 DEFAULTS = {
     "epsilon": 4.0,
     "epochs": 60,
@@ -149,11 +149,20 @@ class SequenceSynthesizer:
         sigma = priors.release_sigma(self.epsilon) if self.dp else 0.0
         released = priors.release(x, m, codes, self.encoding, gen, sigma)
         priors.initialise(model, released, self.encoding)
-        # two more small releases: measurement and outcome rates, lag-1 persistence (the targets
-        # the trained model is calibrated to)
+        # two more small releases: measurement, outcome and severity rates, lag-1 persistence
+        # (the targets the trained model is calibrated to)
         target_sigma = calibration.release_sigma(self.epsilon) if self.dp else 0.0
         self.targets_ = calibration.release_targets(x, m, codes, self.encoding, gen, target_sigma)
         self.outcome_rates_ = self.targets_.outcome_rates  # less noisy than the prior release's
+        # and one for how the hidden severity score moves each variable (module severity)
+        numeric = self.encoding.indices("gauss")
+        scores = severity.score(x, m, numeric)
+        severity_sigma = severity.release_sigma(self.epsilon) if self.dp else 0.0
+        effects = severity.release_effects(x, m, scores, numeric, gen, severity_sigma)
+        severity.initialise(
+            model, self.encoding, effects, priors.measured_counts(released),
+            self.targets_.severity_rates,
+        )  # fmt: skip
         head_sigma = outcome_head.outcome_sigma(self.epsilon) if self.dp else 0.0
         config = TrainingConfig(
             epochs=self.epochs,
@@ -166,7 +175,12 @@ class SequenceSynthesizer:
             accountant=self.accountant,
             seed=self.seed,
             prior_mechanisms=(
-                ((sigma, 1.0, 1), (target_sigma, 1.0, 2), (head_sigma, 1.0, outcome_head.STEPS))
+                (
+                    (sigma, 1.0, 1),
+                    (severity_sigma, 1.0, 1),
+                    (target_sigma, 1.0, 2),
+                    (head_sigma, 1.0, outcome_head.STEPS),
+                )
                 if self.dp
                 else ()
             ),
@@ -192,6 +206,7 @@ class SequenceSynthesizer:
         values = self.encoding.dequantise(grid.values, np.random.default_rng(self.seed))
         x, m = self.encoding.encode_series(values)
         codes = self.encoding.encode_statics(grid.statics)
+        codes[:, self.encoding.severity_index] = self.encoding.severity_codes(x, m)
         cond = self.encoding.static_condition(codes)
         xt, mt = torch.from_numpy(x), torch.from_numpy(m)
         scale, shift = (torch.tensor(v) for v in self.encoding.input_maps())
@@ -209,7 +224,10 @@ class SequenceSynthesizer:
         if not isinstance(seed, int | np.integer):
             raise ClinsynthError(f"seed must be an integer, got {seed!r}.")
         with _cpu_threads(self.threads):
-            raw = sample_raw(model, self.encoding, n, int(seed), self.outcome_rates_)
+            severity_rates = None if self.targets_ is None else self.targets_.severity_rates
+            raw = sample_raw(
+                model, self.encoding, n, int(seed), self.outcome_rates_, severity_rates
+            )
         provenance = {
             "synthetic": True,
             "generator": "clinsynth.SequenceSynthesizer",
@@ -251,6 +269,15 @@ class SequenceSynthesizer:
                 "clip_norm": priors.CLIP,
                 "composed_with_dp_sgd": True,
             },
+            "dp_release_severity": {
+                "what": "one Gaussian mechanism: per patient, its severity score (a public "
+                "formula of its values: module severity) times, and alongside, each numeric "
+                "variable's stay-mean level; the slopes of level on score start the series' "
+                "dependence on the score",
+                "noise_multiplier": severity.release_sigma(self.epsilon) if self.dp else None,
+                "clip_norm": severity.CLIP,
+                "composed_with_dp_sgd": True,
+            },
             "dp_outcome_heads": {
                 "what": "the outcome heads (logistic model of the outcomes given the statics "
                 "and a whole-stay summary) fitted by full-batch gradient descent with "
@@ -262,9 +289,10 @@ class SequenceSynthesizer:
             },
             "dp_release_calibration": {
                 "what": "two Gaussian mechanisms: each patient's share of measured grid cells "
-                "per variable, and each patient's lag-1 sums of demeaned values per numeric "
-                "variable; sampled rates and lag-1 autocorrelations are calibrated to them "
-                "(post-processing)",
+                "per variable with its outcome and severity-score classes, and each patient's "
+                "lag-1 sums of demeaned values per numeric variable; sampled rates, classes, "
+                "lag-1 autocorrelations and (downwards) within-stay spreads are calibrated to "
+                "them (post-processing)",
                 "noise_multiplier": calibration.release_sigma(self.epsilon) if self.dp else None,
                 "clip_norms": {"rates": calibration.RATES_CLIP, "lag1": calibration.LAG_CLIP},
                 "rate_noise_sd": self.targets_.rate_noise_sd if self.targets_ else None,
@@ -276,10 +304,10 @@ class SequenceSynthesizer:
                 "and dynamics, static distributions, missingness",
             ],
             "budget_split": (
-                "all mechanisms are composed by one accountant; the four releases have fixed "
-                "noise multipliers scaled as 1/ε (prior release 16/ε, each calibration release "
-                "12/ε, outcome heads 60/ε per step over 50 steps) and DP-SGD's noise is "
-                "solved for what remains of (ε, δ)"
+                "all mechanisms are composed by one accountant; the five releases have fixed "
+                "noise multipliers scaled as 1/ε (prior release 16/ε, severity release 16/ε, "
+                "each calibration release 12/ε, outcome heads 60/ε per step over 50 steps) and "
+                "DP-SGD's noise is solved for what remains of (ε, δ)"
             ),
         }
 
@@ -325,8 +353,14 @@ class SequenceSynthesizer:
             payload = torch.load(path, map_location="cpu", weights_only=True)
         except Exception as exc:
             raise ClinsynthError(f"{path} is not a clinsynth model file ({exc}).") from None
-        if not isinstance(payload, dict) or payload.get("format_version") != FORMAT_VERSION:
-            raise ClinsynthError(f"{path} is not a clinsynth model file of a supported version.")
+        if not isinstance(payload, dict) or "format_version" not in payload:
+            raise ClinsynthError(f"{path} is not a clinsynth model file.")
+        if payload["format_version"] != FORMAT_VERSION:
+            raise ClinsynthError(
+                f"{path} was saved by another version of clinsynth (model format "
+                f"{payload['format_version']}, this version reads {FORMAT_VERSION}): "
+                "train it again with this version."
+            )
         params = dict(payload["params"])
         params["delta"] = params.get("delta")
         schema = parse_schema(payload["schema"], str(path))
