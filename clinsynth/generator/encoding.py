@@ -95,6 +95,11 @@ class NumericScale:
         return x
 
 
+def _bin(edges: np.ndarray, z: np.ndarray) -> np.ndarray:
+    """Bin index of each standardised value (values beyond the edges go to the end bins)."""
+    return np.clip(np.searchsorted(edges, z, side="right") - 1, 0, len(edges) - 2)
+
+
 def _log_floor(field: BaseField) -> float:
     """Smallest value fed to log: the lower hard limit, or a tiny positive value when it is 0."""
     if field.transform != "log":
@@ -302,9 +307,7 @@ class Encoding:
             c = np.full(len(col), f.missing_class, dtype=np.int64)
             if f.kind == "numeric":
                 z = col[~miss] if f.scale is None else f.scale.encode(col[~miss])
-                c[~miss] = np.clip(
-                    np.searchsorted(f.edges, z, side="right") - 1, 0, len(f.edges) - 2
-                )
+                c[~miss] = _bin(f.edges, z)
             elif f.kind == "binary":
                 c[~miss] = (col[~miss] > 0.5).astype(np.int64)
             else:
@@ -314,11 +317,12 @@ class Encoding:
 
     def severity_codes(self, x: np.ndarray, m: np.ndarray) -> np.ndarray:
         """Class codes ``[N]`` of the severity field for stays ``x, m [N, T, V]`` (model space)."""
-        codes = self.encode_statics(
-            np.full((x.shape[0], len(self.statics) - 1), np.nan),
-            severity.score(x, m, self.indices("gauss")),
-        )
-        return codes[:, self.severity_index]
+        field = self.statics[self.severity_index]
+        score = severity.score(x, m, self.indices("gauss"))
+        known = ~np.isnan(score)
+        codes = np.full(len(score), field.missing_class, dtype=np.int64)
+        codes[known] = _bin(field.edges, score[known])
+        return codes
 
     def decode_statics(self, codes: np.ndarray, rng: np.random.Generator) -> np.ndarray:
         """Class codes → cohort coding ``[N,S]`` (the severity score is dropped); numeric values
