@@ -8,12 +8,9 @@ history compounds small errors over 48 steps) and how strongly a value follows t
 one Gaussian mechanism each on a short per-patient vector whose cost the accountant composes with
 DP-SGD (:func:`release_targets`), and :func:`calibrate` then moves one bias per variable and
 target — the measurement bias, the log-odds of the weight on the last value — until stays
-sampled from the model reproduce the released figures. The lag-1 sums also give each numeric
-variable's within-stay spread; DP noise leaves synthetic values too variable (Temp: sd 2.0 vs
-0.9 on PhysioNet 2012), so the value noise (log σ of the mixture) is brought down to it, never
-up. The rates release also carries the classes of the hidden severity score (module
-:mod:`severity`), which sampling is calibrated to. Everything after the releases is
-post-processing of DP outputs and costs no privacy.
+sampled from the model reproduce the released figures. The rates release also carries the
+classes of the hidden severity score (module :mod:`severity`), which sampling is calibrated to.
+Everything after the releases is post-processing of DP outputs and costs no privacy.
 """
 
 from __future__ import annotations
@@ -41,7 +38,6 @@ CALIBRATION_ROUNDS = 6
 MIN_RATE = 1e-4  # released rates are clipped to [MIN_RATE, 1 - MIN_RATE]
 LAG_GAIN = 5.0  # log-odds of the last-value weight per unit of autocorrelation gap (~1/slope)
 MAX_STEP = 3.0  # no single round moves a bias by more than this (log-odds)
-MAX_SPREAD_STEP = 0.5  # nor a log σ by more than this
 
 
 def release_sigma(epsilon: float) -> float:
@@ -59,36 +55,24 @@ class Targets:
     rate_noise_sd: float  # noise sd on each released rate
     outcome_rates: list[np.ndarray]  # per outcome field: class probabilities
     severity_rates: np.ndarray | None = None  # of the severity score's classes (module severity)
-    spread: np.ndarray | None = None  # [V] mean per-patient lag-1 Σ(a² + b²)/2: within-stay
-    # variability of the numeric variables (NaN: not calibrated)
 
     def to_dict(self) -> dict:
         return {
             "rates": self.rates.tolist(),
-            "lag1": _nan_list(self.lag1),
+            "lag1": [None if np.isnan(r) else float(r) for r in self.lag1],
             "rate_noise_sd": self.rate_noise_sd,
             "outcome_rates": [r.tolist() for r in self.outcome_rates],
             "severity_rates": None if self.severity_rates is None else self.severity_rates.tolist(),
-            "spread": None if self.spread is None else _nan_list(self.spread),
         }
 
     @classmethod
     def from_dict(cls, d: dict) -> Targets:
-        lag1 = _from_nan_list(d["lag1"])
+        lag1 = np.array([np.nan if r is None else r for r in d["lag1"]], dtype=np.float64)
         outcomes = [np.asarray(r, dtype=np.float64) for r in d["outcome_rates"]]
         rates = np.asarray(d["rates"], dtype=np.float64)
         severity = d.get("severity_rates")
         severity = None if severity is None else np.asarray(severity, dtype=np.float64)
-        spread = None if d.get("spread") is None else _from_nan_list(d["spread"])
-        return cls(rates, lag1, float(d["rate_noise_sd"]), outcomes, severity, spread)
-
-
-def _nan_list(a: np.ndarray) -> list[float | None]:
-    return [None if np.isnan(r) else float(r) for r in a]
-
-
-def _from_nan_list(values: list[float | None]) -> np.ndarray:
-    return np.array([np.nan if r is None else r for r in values], dtype=np.float64)
+        return cls(rates, lag1, float(d["rate_noise_sd"]), outcomes, severity)
 
 
 def lag1_sums(x: np.ndarray, m: np.ndarray) -> np.ndarray:
@@ -149,10 +133,8 @@ def release_targets(
     lag1 = np.full(v, np.nan)
     reliable = np.minimum(total[:, 1], total[:, 2]) >= RELIABLE * sigma * LAG_CLIP
     lag1[idx] = np.where(reliable, lag1_from_sums(total), np.nan)
-    spread = np.full(v, np.nan)
-    spread[idx] = np.where(reliable, (total[:, 1] + total[:, 2]) / 2 / n, np.nan)
     rates = np.clip(rates, MIN_RATE, 1 - MIN_RATE)
-    return Targets(rates, lag1, rate_sd, class_rates[1:], class_rates[0], spread)
+    return Targets(rates, lag1, rate_sd, class_rates[1:], class_rates[0])
 
 
 def _logit(p: np.ndarray) -> np.ndarray:
@@ -169,13 +151,11 @@ def calibrate(
     n: int = CALIBRATION_STAYS,
     rounds: int = CALIBRATION_ROUNDS,
 ) -> dict[str, list[float]]:
-    """Move each variable's measurement bias, last-value-weight bias and value noise towards
-    ``targets``.
+    """Move each variable's measurement bias and last-value-weight bias towards ``targets``.
 
     Each round samples ``n`` stays (fixed seeds: deterministic), compares each variable's share
-    of measured cells, its lag-1 autocorrelation and its spread with the targets, and moves the
-    biases by the log-odds difference (rates), :data:`LAG_GAIN` times the gap (lag-1) or half
-    the log ratio (spread, log σ: only down), with step sizes
+    of measured cells and its lag-1 autocorrelation with the targets, and moves the biases by
+    the log-odds difference (rates) or :data:`LAG_GAIN` times the gap (lag-1), with step sizes
     1, 1, 1, 1/2, 1/3, ... (Robbins-Monro: later rounds average out the Monte Carlo noise of
     earlier ones instead of chasing it). A bias shift moves every state alike, so the pattern
     the model learned is kept. Returns the worst absolute gaps measured in each round (rates
@@ -183,25 +163,17 @@ def calibrate(
     """
     mask_bias = model.mask_head.bias
     k = model.config.n_mix
-    values = model.value_head.bias.view(model.n_vars, model.n_params)
-    persistence, log_sigma = values[:, 3 * k], values[:, 2 * k : 3 * k]
+    persistence = model.value_head.bias.view(model.n_vars, model.n_params)[:, 3 * k]
     lagged = ~np.isnan(targets.lag1)
-    target_spread = (
-        np.full(encoding.n_variables, np.nan) if targets.spread is None else targets.spread
-    )
     numeric = encoding.indices("gauss")
-    gaps: dict[str, list[float]] = {"rate_pp": [], "lag1": [], "spread_log": []}
+    gaps: dict[str, list[float]] = {"rate_pp": [], "lag1": []}
     for i in range(rounds + 1):
         raw = sample_raw(model, encoding, n, seed + i, severity_rates=targets.severity_rates)
         rate = raw.m.mean(axis=(0, 1))
-        lag1, spread = _lag1_and_spread(raw.x, raw.m, numeric)
+        lag1 = _lag1(raw.x, raw.m, numeric)
         lag_gap = np.where(lagged & ~np.isnan(lag1), targets.lag1 - lag1, 0.0)
-        with np.errstate(invalid="ignore", divide="ignore"):
-            spread_gap = np.log(target_spread / spread)
-        spread_gap = np.where(np.isfinite(spread_gap), spread_gap, 0.0)
         gaps["rate_pp"].append(float(np.abs(rate - targets.rates).max() * 100))
         gaps["lag1"].append(float(np.abs(lag_gap).max()))
-        gaps["spread_log"].append(float(np.abs(spread_gap).max()))
         if i == rounds:
             break
         weight = 1.0 / max(1, i - 1)  # 1, 1, 1, 1/2, 1/3, ...
@@ -209,26 +181,17 @@ def calibrate(
         step = _logit(targets.rates) - _logit(np.clip(rate, 0.5 / (n * encoding.n_steps), 1.0))
         mask_bias += _as(np.clip(step, -MAX_STEP, MAX_STEP) * weight, mask_bias)
         persistence += _as(np.clip(LAG_GAIN * lag_gap, -MAX_STEP, MAX_STEP) * weight, mask_bias)
-        # variance scales with σ²: half the log ratio, on every component alike. Only down:
-        # the spread is a per-patient-clipped sum over all variables, so noise added to one
-        # variable shrinks every other's (calibrating up chases its own tail); DP noise makes
-        # synthetic values too variable, not too smooth
-        step = np.clip(0.5 * spread_gap, -MAX_SPREAD_STEP, 0.0) * weight
-        log_sigma += _as(step, mask_bias).unsqueeze(1)
     return gaps
 
 
-def _lag1_and_spread(x: np.ndarray, m: np.ndarray, idx: list[int]) -> tuple[np.ndarray, ...]:
-    """Lag-1 autocorrelation and spread ``[V]`` of sampled stays (numeric variables ``idx``), as
-    the release computes them: with its per-patient clipping (which weights patients, so the two
-    sides must share it)."""
+def _lag1(x: np.ndarray, m: np.ndarray, idx: list[int]) -> np.ndarray:
+    """Lag-1 autocorrelation ``[V]`` of sampled stays (numeric variables ``idx``), with the
+    release's per-patient clipping (which weights patients, so the two sides must share it)."""
     sums = lag1_sums(x[..., idx].astype(np.float64), m[..., idx])
     rows = clip_rows(sums.reshape(len(x), -1), LAG_CLIP).reshape(sums.shape)
-    lag1, spread = np.full(x.shape[2], np.nan), np.full(x.shape[2], np.nan)
-    total = rows.sum(axis=0)
-    lag1[idx] = lag1_from_sums(total)
-    spread[idx] = (total[:, 1] + total[:, 2]) / 2 / len(x)
-    return lag1, spread
+    out = np.full(x.shape[2], np.nan)
+    out[idx] = lag1_from_sums(rows.sum(axis=0))
+    return out
 
 
 def _as(step: np.ndarray, like: torch.Tensor) -> torch.Tensor:

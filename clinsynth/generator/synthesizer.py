@@ -290,9 +290,8 @@ class SequenceSynthesizer:
             "dp_release_calibration": {
                 "what": "two Gaussian mechanisms: each patient's share of measured grid cells "
                 "per variable with its outcome and severity-score classes, and each patient's "
-                "lag-1 sums of demeaned values per numeric variable; sampled rates, classes, "
-                "lag-1 autocorrelations and (downwards) within-stay spreads are calibrated to "
-                "them (post-processing)",
+                "lag-1 sums of demeaned values per numeric variable; sampled rates, classes "
+                "and lag-1 autocorrelations are calibrated to them (post-processing)",
                 "noise_multiplier": calibration.release_sigma(self.epsilon) if self.dp else None,
                 "clip_norms": {"rates": calibration.RATES_CLIP, "lag1": calibration.LAG_CLIP},
                 "rate_noise_sd": self.targets_.rate_noise_sd if self.targets_ else None,
