@@ -120,9 +120,9 @@ def release_targets(
     released = gaussian_sum(rows, RATES_CLIP, sigma, gen) / n
     rate_sd = sigma * RATES_CLIP / max(n, 1)
     rates, pos, class_rates = released[:v], v, []
-    for i, (_, k) in enumerate(rated_codes):
+    for field, (_, k) in zip(rated, rated_codes, strict=True):
         shares = released[pos : pos + k]
-        if i == 0:  # most of the score's bins are empty: noise there is not a rare class
+        if field == encoding.severity_index:  # most of its bins are empty: noise is no class
             shares = shares - rate_sd
         probs = np.clip(shares, MIN_RATE, None)
         class_rates.append(probs / probs.sum())

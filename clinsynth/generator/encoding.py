@@ -95,11 +95,6 @@ class NumericScale:
         return x
 
 
-def _bin(edges: np.ndarray, z: np.ndarray) -> np.ndarray:
-    """Bin index of each standardised value (values beyond the edges go to the end bins)."""
-    return np.clip(np.searchsorted(edges, z, side="right") - 1, 0, len(edges) - 2)
-
-
 def _log_floor(field: BaseField) -> float:
     """Smallest value fed to log: the lower hard limit, or a tiny positive value when it is 0."""
     if field.transform != "log":
@@ -302,27 +297,13 @@ class Encoding:
         statics = np.column_stack([statics[:, :k], score, statics[:, k:]])
         codes = np.zeros(statics.shape, dtype=np.int64)
         for j, f in enumerate(self.statics):
-            col = statics[:, j]
-            miss = np.isnan(col)
-            c = np.full(len(col), f.missing_class, dtype=np.int64)
-            if f.kind == "numeric":
-                z = col[~miss] if f.scale is None else f.scale.encode(col[~miss])
-                c[~miss] = _bin(f.edges, z)
-            elif f.kind == "binary":
-                c[~miss] = (col[~miss] > 0.5).astype(np.int64)
-            else:
-                c[~miss] = np.clip(np.round(col[~miss]), 0, f.n_classes - 2).astype(np.int64)
-            codes[:, j] = c
+            codes[:, j] = _field_codes(f, statics[:, j])
         return codes
 
     def severity_codes(self, x: np.ndarray, m: np.ndarray) -> np.ndarray:
         """Class codes ``[N]`` of the severity field for stays ``x, m [N, T, V]`` (model space)."""
-        field = self.statics[self.severity_index]
         score = severity.score(x, m, self.indices("gauss"))
-        known = ~np.isnan(score)
-        codes = np.full(len(score), field.missing_class, dtype=np.int64)
-        codes[known] = _bin(field.edges, score[known])
-        return codes
+        return _field_codes(self.statics[self.severity_index], score)
 
     def decode_statics(self, codes: np.ndarray, rng: np.random.Generator) -> np.ndarray:
         """Class codes → cohort coding ``[N,S]`` (the severity score is dropped); numeric values
@@ -372,3 +353,22 @@ class Encoding:
             offsets.append(pos)
             pos += f.cond_width
         return offsets
+
+
+def _field_codes(field: StaticCoding, col: np.ndarray) -> np.ndarray:
+    """Class codes of one static field's values (NaN: the missing class). Numeric values are
+    binned on the field's edges (beyond them: the end bins); a field without a scale (the
+    severity score) is already standardised."""
+    miss = np.isnan(col)
+    codes = np.full(len(col), field.missing_class, dtype=np.int64)
+    present = col[~miss]
+    if field.kind == "numeric":
+        z = present if field.scale is None else field.scale.encode(present)
+        codes[~miss] = np.clip(
+            np.searchsorted(field.edges, z, side="right") - 1, 0, len(field.edges) - 2
+        )
+    elif field.kind == "binary":
+        codes[~miss] = (present > 0.5).astype(np.int64)
+    else:
+        codes[~miss] = np.clip(np.round(present), 0, field.n_classes - 2).astype(np.int64)
+    return codes
