@@ -1,98 +1,114 @@
-"""The hidden severity score: its DP release of per-variable slopes and the start it gives."""
+"""The DP release of how the statics and the severity score move each variable, and its start."""
 
 from __future__ import annotations
+
+from dataclasses import replace
 
 import numpy as np
 import pytest
 import torch
 
-from clinsynth.generator import severity
+from clinsynth.generator import effects
 from clinsynth.generator.encoding import Encoding
 from clinsynth.generator.features import teacher_forced_features
 from clinsynth.generator.model import ModelConfig, StayModel
 from clinsynth.schema import load_schema
 
-N, T = 2000, 6
+N, T = 4000, 6
 
 
 def _stays(rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Two numeric variables whose stay level moves with a known score: A by +1.5 per unit and
-    measured in every stay; B not at all, but measured mostly in the sickest stays (a rare lab
-    ordered for sick patients must not get a slope from who has it)."""
-    scores = rng.normal(0.0, 1.0, N)
-    x = np.zeros((N, T, 2))
-    m = np.zeros((N, T, 2))
-    x[:, :, 0] = 1.5 * scores[:, None] + rng.normal(0, 0.5, (N, T))
-    m[:, :, 0] = 1.0
-    x[:, :, 1] = 2.0 + rng.normal(0, 0.5, (N, T))
-    m[:, :, 1] = (scores > 0.8)[:, None]
-    return x, m, scores
+    """Two correlated inputs (an age-like one and a score-like one, correlation 0.6) and three
+    numeric variables: A moves with the age only (+1.0 per unit), B with the score only (-1.5
+    per unit), C with neither but is measured mostly in the stays with a high score (a lab
+    ordered for sick patients must not get an effect from who has it)."""
+    age = rng.normal(0.0, 1.0, N)
+    score = 0.6 * age + 0.8 * rng.normal(0.0, 1.0, N)
+    z = np.stack([age, score], axis=1)
+    x = np.zeros((N, T, 3))
+    m = np.ones((N, T, 3))
+    x[:, :, 0] = 1.0 * age[:, None] + rng.normal(0, 0.5, (N, T))
+    x[:, :, 1] = -1.5 * score[:, None] + rng.normal(0, 0.5, (N, T))
+    x[:, :, 2] = 2.0 + rng.normal(0, 0.5, (N, T))
+    m[:, :, 2] = (score > 0.8)[:, None]
+    return x, m, z
 
 
-def test_slopes_from_an_exact_release_recover_the_dependence() -> None:
-    x, m, scores = _stays(np.random.default_rng(0))
-    effects = severity.release_effects(x, m, scores, [0, 1], torch.Generator(), sigma=0.0)
-    measured = (m.sum(axis=1) > 0).sum(axis=0).astype(float)
-    beta = severity.slopes(effects, measured)
-    assert beta[0] == pytest.approx(1.5, abs=0.15)
-    assert abs(beta[1]) < 0.15
+def _measured(m: np.ndarray) -> np.ndarray:
+    return (m.sum(axis=1) > 0).sum(axis=0).astype(float)
 
 
-def test_noisy_slopes_are_shrunk_not_invented() -> None:
-    """Under noise a real slope is kept (shrunk, not inflated) and a null one stays near 0 —
-    also for the rare variable, whose stays are sicker than average."""
-    x, m, scores = _stays(np.random.default_rng(1))
-    measured = (m.sum(axis=1) > 0).sum(axis=0).astype(float)
+def test_exact_release_recovers_each_input_effect_without_double_counting() -> None:
+    """Correlated inputs: a variable moved by one of them gets no effect from the other (a
+    per-input slope would give the age an effect on B through its correlation with the score)."""
+    x, m, z = _stays(np.random.default_rng(0))
+    released = effects.release_effects(x, m, z, [0, 1, 2], torch.Generator(), sigma=0.0)
+    beta = effects.coefficients(released, _measured(m))
+    # (a little below the truth: levels are clipped at ±4 units, and the ridge)
+    assert beta[:, 0] == pytest.approx([1.0, 0.0], abs=0.15)
+    assert beta[:, 1] == pytest.approx([0.0, -1.5], abs=0.15)
+    assert np.abs(beta[:, 2]).max() < 0.1  # the rare lab: who has it is not an effect
+
+
+def test_noisy_effects_are_shrunk_not_invented() -> None:
+    """Under noise the real effects are kept (shrunk, not inflated) and the null ones stay near
+    0, also for the rare variable whose stays are different from the average."""
+    x, m, z = _stays(np.random.default_rng(1))
     betas = []
-    for seed in range(20):
+    for seed in range(10):
         gen = torch.Generator().manual_seed(seed)
-        effects = severity.release_effects(x, m, scores, [0, 1], gen, sigma=10.0)
-        betas.append(severity.slopes(effects, measured))
-    betas = np.array(betas)
-    assert np.abs(betas[:, 1]).mean() < 0.15 and np.abs(betas[:, 1]).max() < 0.6
-    assert np.all((betas[:, 0] > 0.75) & (betas[:, 0] < 1.65))
+        released = effects.release_effects(x, m, z, [0, 1, 2], gen, sigma=2.0)
+        betas.append(effects.coefficients(released, _measured(m)))
+    betas = np.array(betas)  # [seeds, inputs, variables]
+    nulls = np.concatenate([betas[:, 1, 0], betas[:, 0, 1], betas[:, :, 2].ravel()])
+    assert np.abs(nulls).mean() < 0.15 and np.abs(nulls).max() < 0.6
+    assert np.all((betas[:, 0, 0] > 0.5) & (betas[:, 0, 0] < 1.1))
+    assert np.all((betas[:, 1, 1] < -0.75) & (betas[:, 1, 1] > -1.65))
 
 
-def _first_value_means(encoding: Encoding, beta: np.ndarray, scores: np.ndarray) -> np.ndarray:
-    """Expected first value ``[len(scores), V]`` of each variable, for stays drawn at the given
-    (standardised) scores, from a fresh model initialised with released slopes ``beta``."""
-    n_var = encoding.n_variables
-    effects = severity.Effects(
-        products=beta * severity.PRODUCT_WEIGHT * 100.0 * severity.SCORE_CLIP / severity.LEVEL_CLIP,
-        levels=np.zeros(n_var),
-        scores=np.zeros(n_var),
-        score=0.0,
-        score_sq=100.0 * severity.SQUARE_WEIGHT,  # unit variance over n = 100 stays
-        n=100,
-        noise_sd=0.0,
-    )
-    measured = np.full(n_var, 100.0)
-    assert np.allclose(severity.slopes(effects, measured), beta)
-    torch.manual_seed(0)
-    model = StayModel(encoding, ModelConfig(hidden=8, n_blocks=1, n_mix=2)).eval()
-    rates = np.full(len(severity.EDGES), 1.0 / len(severity.EDGES))
-    severity.initialise(model, encoding, effects, measured, rates)
-    statics = np.array([[60.0, 1.0, 170.0, 2.0, 80.0, 0.0]] * len(scores))
-    cond = torch.from_numpy(encoding.static_condition(encoding.encode_statics(statics, scores)))
-    nothing = torch.zeros(len(scores), T, n_var)
+def _first_value_means(encoding: Encoding, model: StayModel, codes: np.ndarray) -> np.ndarray:
+    """Expected first value ``[len(codes), V]`` of each variable for stays with these codes."""
+    cond = torch.from_numpy(encoding.static_condition(codes))
+    nothing = torch.zeros(len(codes), T, encoding.n_variables)
     per_var, glob = teacher_forced_features(
         nothing, nothing, *(torch.tensor(a) for a in encoding.input_maps())
     )
     with torch.no_grad():
         out = model.parallel_outputs(per_var, glob, cond)[:, 0, :, 1:]
-        logw, mu, _ = model.mixture(out, per_var[:, 0], torch.zeros(len(scores), n_var))
+        zeros = torch.zeros(len(codes), encoding.n_variables)
+        logw, mu, _ = model.mixture(out, per_var[:, 0], zeros)
     return (logw.exp() * mu).sum(-1).numpy()
 
 
-def test_initialised_model_moves_first_values_with_the_score() -> None:
-    """A stay drawn for a higher score starts each variable higher by slope × score gap (net of
-    what the untrained network does with the score anyway)."""
+def test_initialised_model_moves_first_values_by_the_released_effects() -> None:
+    """Stays whose statics differ start each numeric variable apart by Σ coefficient × input
+    gap (against the same model started with no effects: the network's own part cancels)."""
     encoding = Encoding.from_schema(load_schema("icu_sim"))
     numeric = encoding.indices("gauss")
-    beta = np.linspace(-1.0, 1.0, encoding.n_variables)
-    scores = np.array([-1.0, 3.0])  # bins 2 and 10
-    with_slopes = _first_value_means(encoding, beta, scores)
-    without = _first_value_means(encoding, np.zeros_like(beta), scores)
-    mids = (severity.EDGES[[2, 10]] + severity.EDGES[[3, 11]]) / 2
-    moved = (with_slopes[1] - with_slopes[0]) - (without[1] - without[0])
-    assert np.allclose(moved[numeric], beta[numeric] * (mids[1] - mids[0]), atol=1e-4)
+    statics = np.array([[40.0, 1.0, 170.0, 2.0, 70.0, 0.0], [80.0, 1.0, 170.0, 2.0, 90.0, 0.0]])
+    codes = encoding.encode_statics(statics, np.array([-1.0, 3.0]))
+    z = encoding.static_condition(codes)[:, : encoding.static_cond_width]
+    z = z * effects.input_scale(encoding)
+    rng = np.random.default_rng(3)
+    beta = rng.normal(0.0, 0.5, (z.shape[1], encoding.n_variables))
+    n = 100.0
+    released = effects.Effects(  # sums of a cohort whose inputs are uncorrelated, unit variance
+        products=beta * n / effects.LEVEL_CLIP,
+        levels=np.zeros(encoding.n_variables),
+        inputs_where=np.zeros_like(beta),
+        inputs=np.zeros(z.shape[1]),
+        gram=np.eye(z.shape[1]) * n,
+        n=int(n),
+        noise_sd=0.0,
+    )
+    measured = np.full(encoding.n_variables, n)
+    expected = beta / (1.0 + effects.RIDGE)  # (missing flags have input 0: no effect)
+    assert np.allclose(effects.coefficients(released, measured), expected)
+    starts = []
+    for sums in (released, replace(released, products=np.zeros_like(beta))):
+        torch.manual_seed(0)
+        model = StayModel(encoding, ModelConfig(hidden=8, n_blocks=1, n_mix=2)).eval()
+        effects.initialise(model, encoding, sums, measured)
+        starts.append(_first_value_means(encoding, model, codes))
+    moved = (starts[0][1] - starts[0][0]) - (starts[1][1] - starts[1][0])
+    assert np.allclose(moved[numeric], ((z[1] - z[0]) @ expected)[numeric], atol=1e-4)

@@ -7,6 +7,10 @@ Modules, one job each:
 - ``layers``: per-variable and within-step (MADE) linear layers with opacus grad samplers;
 - ``model``: the torch module (statics heads, causal conv series model, outcome heads);
 - ``priors``: one DP release of summary statistics that initialises the model;
+- ``severity``: the hidden severity score (a public formula of a stay's values) the series are
+  drawn given;
+- ``effects``: one DP release of how the statics and that score move each variable's level,
+  which starts the series' dependence on them;
 - ``dp``: opacus plumbing with per-group clipping; ``training``: the DP-SGD loop;
 - ``outcome_head``: the outcome model, fitted on its own by full-batch DP gradient descent;
 - ``calibration``: two small DP releases (measurement rates and outcome rates; lag-1 sums) and

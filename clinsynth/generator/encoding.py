@@ -27,6 +27,7 @@ from clinsynth.schema import BaseField, Schema, VariableType
 STATIC_BINS = 40
 TAIL_Z = 4.0  # static bins are fine within centre ± 4 half-widths, one tail bin beyond
 MAX_SPAN = 16.0  # hard limits lie at most this many half-widths from the centre (about)
+NUMERIC_COND_SCALE = 3.0  # numeric statics enter the networks as (bin-centre z) / 3
 Z_CLIP = 32.0  # standardised values of a field without hard limits are clipped here
 
 
@@ -339,7 +340,7 @@ class Encoding:
             else:
                 mids = (f.edges[:-1] + f.edges[1:]) / 2
                 val = np.where(miss > 0, 0.0, mids[np.minimum(c, len(mids) - 1)])
-                cols.append(np.stack([val.astype(np.float32) / 3.0, miss], axis=1))
+                cols.append(np.stack([val.astype(np.float32) / NUMERIC_COND_SCALE, miss], axis=1))
         return np.concatenate(cols, axis=1).astype(np.float32)
 
     @property

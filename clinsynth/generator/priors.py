@@ -161,6 +161,17 @@ def measured_counts(released: Released) -> np.ndarray:
     return released.mask[:, 0] + released.mask[:, 2 : 2 + 2 * N_B : 2].sum(axis=1)
 
 
+def first_value_means(released: Released, encoding: Encoding) -> np.ndarray:
+    """``[V]`` released mean first value of each numeric variable (standardised units; 0, the
+    middle of the normal range, where too few stays have the variable to tell)."""
+    means = np.zeros(encoding.n_variables)
+    threshold = max(MIN_COUNT, SHRINK * released.noise_sd)
+    for v, has in enumerate(measured_counts(released)):
+        if has >= threshold and encoding.variables[v].kind == "gauss":
+            means[v] = float(np.clip(released.first_value[v] / has, -1, 1)) * FIRST_VALUE_CLIP
+    return means
+
+
 @torch.no_grad()
 def initialise(model: StayModel, released: Released, encoding: Encoding) -> None:
     """Set the biases and per-variable weights the released statistics determine."""
@@ -192,11 +203,10 @@ def initialise(model: StayModel, released: Released, encoding: Encoding) -> None
             w[SEEN_BUCKETS + i] = _shrunk(e0[i, 1], e0[i, 0], sd_t, l_e0) - l_e0
         w[SHARE] = 0.0  # the state hazards replace the generic prior
         w[PREV] = l_p1 - l_e0
-    for v, has in enumerate(measured_counts(released)):
-        if has >= max(MIN_COUNT, SHRINK * sd) and encoding.variables[v].kind == "gauss":
-            mean = float(np.clip(released.first_value[v] / has, -1, 1)) * FIRST_VALUE_CLIP
-            spread = torch.linspace(-0.5, 0.5, k) if k > 1 else torch.zeros(1)
-            model.value_head.bias.view(model.n_vars, model.n_params)[v, k : 2 * k] = mean + spread
+    first = first_value_means(released, encoding)
+    spread = torch.linspace(-0.5, 0.5, k) if k > 1 else torch.zeros(1)
+    for v in encoding.indices("gauss"):  # a variable too rare to tell starts at the centre
+        model.value_head.bias.view(model.n_vars, model.n_params)[v, k : 2 * k] = first[v] + spread
     for j, counts in enumerate(released.outcomes):
         head = model.fields.heads[encoding.n_static + j]
         probs = np.clip(counts, 0.5, None) / np.clip(counts, 0.5, None).sum()

@@ -20,7 +20,7 @@ import torch
 
 from clinsynth.cohort import Cohort
 from clinsynth.errors import ClinsynthError
-from clinsynth.generator import calibration, outcome_head, priors, severity
+from clinsynth.generator import calibration, effects, outcome_head, priors, severity
 from clinsynth.generator.encoding import Encoding
 from clinsynth.generator.features import stay_summary, teacher_forced_features
 from clinsynth.generator.model import ModelConfig, StayModel
@@ -154,15 +154,18 @@ class SequenceSynthesizer:
         target_sigma = calibration.release_sigma(self.epsilon) if self.dp else 0.0
         self.targets_ = calibration.release_targets(x, m, codes, self.encoding, gen, target_sigma)
         self.outcome_rates_ = self.targets_.outcome_rates  # less noisy than the prior release's
-        # and one for how the hidden severity score moves each variable (module severity)
-        numeric = self.encoding.indices("gauss")
-        scores = severity.score(x, m, numeric)
-        severity_sigma = severity.release_sigma(self.epsilon) if self.dp else 0.0
-        effects = severity.release_effects(x, m, scores, numeric, gen, severity_sigma)
-        severity.initialise(
-            model, self.encoding, effects, priors.measured_counts(released),
-            self.targets_.severity_rates,
+        # and one for how the statics and the hidden severity score move each variable's level
+        # (module effects), about the prior release's first-value means
+        inputs = tensors[2][:, : self.encoding.static_cond_width].cpu().numpy()
+        inputs = inputs * effects.input_scale(self.encoding)
+        effects_sigma = effects.release_sigma(self.epsilon) if self.dp else 0.0
+        released_effects = effects.release_effects(
+            x, m, inputs, self.encoding.indices("gauss"), gen, effects_sigma,
+            centre=priors.first_value_means(released, self.encoding),
         )  # fmt: skip
+        measured = priors.measured_counts(released)
+        effects.initialise(model, self.encoding, released_effects, measured)
+        severity.initialise_head(model, self.encoding, self.targets_.severity_rates)
         head_sigma = outcome_head.outcome_sigma(self.epsilon) if self.dp else 0.0
         config = TrainingConfig(
             epochs=self.epochs,
@@ -177,7 +180,7 @@ class SequenceSynthesizer:
             prior_mechanisms=(
                 (
                     (sigma, 1.0, 1),
-                    (severity_sigma, 1.0, 1),
+                    (effects_sigma, 1.0, 1),
                     (target_sigma, 1.0, 2),
                     (head_sigma, 1.0, outcome_head.STEPS),
                 )
@@ -269,13 +272,14 @@ class SequenceSynthesizer:
                 "clip_norm": priors.CLIP,
                 "composed_with_dp_sgd": True,
             },
-            "dp_release_severity": {
-                "what": "one Gaussian mechanism: per patient, its severity score (a public "
-                "formula of its values: module severity) times, and alongside, each numeric "
-                "variable's stay-mean level; the slopes of level on score start the series' "
-                "dependence on the score",
-                "noise_multiplier": severity.release_sigma(self.epsilon) if self.dp else None,
-                "clip_norm": severity.CLIP,
+            "dp_release_effects": {
+                "what": "one Gaussian mechanism: per patient, its statics conditioning inputs "
+                "(with its severity score, a public formula of its values: module severity), "
+                "their products with each other and with each numeric variable's stay-mean "
+                "level; ridge regressions of level on the inputs start the series' dependence "
+                "on the statics and the score",
+                "noise_multiplier": effects.release_sigma(self.epsilon) if self.dp else None,
+                "clip_norm": effects.CLIP,
                 "composed_with_dp_sgd": True,
             },
             "dp_outcome_heads": {
@@ -304,7 +308,7 @@ class SequenceSynthesizer:
             ],
             "budget_split": (
                 "all mechanisms are composed by one accountant; the five releases have fixed "
-                "noise multipliers scaled as 1/ε (prior release 16/ε, severity release 16/ε, "
+                "noise multipliers scaled as 1/ε (prior release 16/ε, effects release 16/ε, "
                 "each calibration release 12/ε, outcome heads 60/ε per step over 50 steps) and "
                 "DP-SGD's noise is solved for what remains of (ε, δ)"
             ),
