@@ -112,3 +112,19 @@ def test_initialised_model_moves_first_values_by_the_released_effects() -> None:
         starts.append(_first_value_means(encoding, model, codes))
     moved = (starts[0][1] - starts[0][0]) - (starts[1][1] - starts[1][0])
     assert np.allclose(moved[numeric], ((z[1] - z[0]) @ expected)[numeric], atol=1e-4)
+
+
+def test_inputs_are_scaled_publicly_and_missing_flags_left_out() -> None:
+    """Numeric statics back in normal-range units (×3), binary and one-hot columns as they are,
+    every "missing" column 0: the scale depends on the schema alone."""
+    encoding = Encoding.from_schema(load_schema("icu_sim"))
+    scale = effects.input_scale(encoding)
+    fields = encoding.statics[: encoding.n_static]
+    for off, f in zip(encoding.cond_offsets(), fields, strict=False):
+        if f.kind == "categorical":
+            assert np.all(scale[off : off + f.missing_class] == 1.0)
+            assert scale[off + f.missing_class] == 0.0
+        else:
+            assert scale[off] == (3.0 if f.kind == "numeric" else 1.0)
+            assert scale[off + 1] == 0.0
+    assert len(scale) == encoding.static_cond_width
