@@ -87,8 +87,7 @@ def test_initialised_model_moves_first_values_by_the_released_effects() -> None:
     numeric = encoding.indices("gauss")
     statics = np.array([[40.0, 1.0, 170.0, 2.0, 70.0, 0.0], [80.0, 1.0, 170.0, 2.0, 90.0, 0.0]])
     codes = encoding.encode_statics(statics, np.array([-1.0, 3.0]))
-    z = encoding.static_condition(codes)[:, : encoding.static_cond_width]
-    z = z * effects.input_scale(encoding)
+    z = effects.regression_inputs(encoding, encoding.static_condition(codes))
     rng = np.random.default_rng(3)
     beta = rng.normal(0.0, 0.5, (z.shape[1], encoding.n_variables))
     n = 100.0

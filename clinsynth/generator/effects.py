@@ -80,6 +80,12 @@ def input_scale(encoding: Encoding) -> np.ndarray:
     return scale
 
 
+def regression_inputs(encoding: Encoding, cond: np.ndarray) -> np.ndarray:
+    """``[N, C]`` the regression's inputs: the statics part of the conditioning vectors
+    ``cond`` (:meth:`Encoding.static_condition`), scaled by :func:`input_scale`."""
+    return cond[:, : encoding.static_cond_width] * input_scale(encoding)
+
+
 def patient_rows(
     x: np.ndarray, m: np.ndarray, z: np.ndarray, numeric: list[int], centre: np.ndarray
 ) -> np.ndarray:

@@ -156,8 +156,7 @@ class SequenceSynthesizer:
         self.outcome_rates_ = self.targets_.outcome_rates  # less noisy than the prior release's
         # and one for how the statics and the hidden severity score move each variable's level
         # (module effects), about the prior release's first-value means
-        inputs = tensors[2][:, : self.encoding.static_cond_width].cpu().numpy()
-        inputs = inputs * effects.input_scale(self.encoding)
+        inputs = effects.regression_inputs(self.encoding, tensors[2].cpu().numpy())
         effects_sigma = effects.release_sigma(self.epsilon) if self.dp else 0.0
         released_effects = effects.release_effects(
             x, m, inputs, self.encoding.indices("gauss"), gen, effects_sigma,
