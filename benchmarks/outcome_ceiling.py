@@ -43,7 +43,7 @@ from generate_physionet import OUTCOME, load_split  # noqa: E402
 
 from audits.features import stay_features  # noqa: E402
 from audits.utility import tstr_table  # noqa: E402
-from clinsynth.generator import SequenceSynthesizer, outcome_head, severity  # noqa: E402
+from clinsynth.generator import SequenceSynthesizer, outcome_head  # noqa: E402
 from clinsynth.generator.sampling import sample_fields  # noqa: E402
 from clinsynth.grid import to_grid  # noqa: E402
 
@@ -56,8 +56,7 @@ def relabelled(synth: SequenceSynthesizer, tensors: tuple, seed: int) -> np.ndar
     gen = torch.Generator().manual_seed(seed)
     sample_fields(synth.model_, enc, codes, outcomes, gen, tensors[6], synth.outcome_rates_)
     labels = enc.decode_statics(codes, np.random.default_rng(seed))
-    column = [f.name for f in enc.statics if f.name != severity.NAME].index(OUTCOME)
-    return labels[:, column]
+    return labels[:, enc.decoded_names.index(OUTCOME)]
 
 
 def head_auroc(synth: SequenceSynthesizer, tensors: tuple, y: np.ndarray) -> float:

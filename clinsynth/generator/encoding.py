@@ -306,6 +306,12 @@ class Encoding:
         score = severity.score(x, m, self.indices("gauss"))
         return _field_codes(self.statics[self.severity_index], score)
 
+    @property
+    def decoded_names(self) -> list[str]:
+        """Names of :meth:`decode_statics`' columns: the statics and outcomes, without the
+        hidden severity score."""
+        return [f.name for j, f in enumerate(self.statics) if j != self.severity_index]
+
     def decode_statics(self, codes: np.ndarray, rng: np.random.Generator) -> np.ndarray:
         """Class codes → cohort coding ``[N,S]`` (the severity score is dropped); numeric values
         drawn uniformly within their bin."""

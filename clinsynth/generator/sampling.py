@@ -167,7 +167,7 @@ def to_cohort(
     statics = pd.DataFrame(
         encoding.decode_statics(raw.codes, rng),
         index=pd.Index(ids, name="patient_id"),
-        columns=[f.name for j, f in enumerate(encoding.statics) if j != encoding.severity_index],
+        columns=encoding.decoded_names,
     )
     values = encoding.decode_series(raw.x, raw.m)
     step_minutes = encoding.step_hours * 60.0
