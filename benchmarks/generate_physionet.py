@@ -13,7 +13,7 @@ and the quality figures are computed with the audits package's own functions:
 - TSTR vs TRTR AUROC for In-hospital_death, tested on the non-members, and the calibration
   slope of the TSTR classifier on them (logistic regression of the real outcome on its logit:
   1 = calibrated, below 1 = over-confident on real patients); then the TSTR mean and sd over
-  ``--tstr-draws`` more synthetic samples of the same size (one draw varies by about ±0.015),
+  ``--tstr-draws`` more synthetic samples of the same size (one draw varies by about ±0.012),
   and optionally with larger synthetic training sets (``--tstr-n``).
 
 Usage::
@@ -30,6 +30,7 @@ import sys
 import time
 import warnings
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 import pandas as pd
@@ -39,7 +40,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from audits.correlation import auto_sums, correlation_from_sums, demeaned  # noqa: E402
-from audits.features import stay_features  # noqa: E402
+from audits.features import StayFeatures, stay_features  # noqa: E402
 from audits.fidelity import marginal_audit  # noqa: E402
 from audits.policy import load_policy  # noqa: E402
 from audits.utility import (  # noqa: E402
@@ -50,7 +51,7 @@ from audits.utility import (  # noqa: E402
 )
 from clinsynth.cohort import Cohort  # noqa: E402
 from clinsynth.generator import SequenceSynthesizer  # noqa: E402
-from clinsynth.grid import to_grid  # noqa: E402
+from clinsynth.grid import GridCohort, to_grid  # noqa: E402
 from clinsynth.loader import load_cohort  # noqa: E402
 
 DATA = ROOT.parent / "shared/data/physionet2012"
@@ -74,11 +75,30 @@ def lag1_acf(z: np.ndarray) -> np.ndarray:
     return correlation_from_sums(auto_sums(demeaned(z), 1).sum(axis=0))
 
 
-def quality(train: Cohort, test: Cohort, synth: Cohort, seed: int = 0) -> dict[str, float]:
+class RealStays(NamedTuple):
+    """The real side of every comparison, converted once per benchmark run: the members and
+    non-members, the members' grid and both sides' audit stay features."""
+
+    train: Cohort
+    test: Cohort
+    train_grid: GridCohort
+    f_train: StayFeatures
+    f_test: StayFeatures
+
+
+def real_stays(train: Cohort, test: Cohort) -> RealStays:
+    grid = to_grid(train)
+    f_test = stay_features(to_grid(test), test.schema)
+    return RealStays(train, test, grid, stay_features(grid, train.schema), f_test)
+
+
+def quality(real: RealStays, synth: Cohort, seed: int = 0) -> dict[str, float]:
     """The issue's quality figures, computed with the audits' own representations."""
+    train, test = real.train, real.test
     schema = train.schema
-    grids = {k: to_grid(c) for k, c in (("train", train), ("test", test), ("synth", synth))}
-    feats = {k: stay_features(g, schema) for k, g in grids.items()}
+    grids = {"train": real.train_grid, "synth": to_grid(synth)}
+    feats = {"train": real.f_train, "test": real.f_test}
+    feats["synth"] = stay_features(grids["synth"], schema)
     out: dict[str, float] = {}
 
     rate_gap = np.abs(grids["synth"].mask.mean(axis=(0, 1)) - grids["train"].mask.mean(axis=(0, 1)))
@@ -106,7 +126,7 @@ def quality(train: Cohort, test: Cohort, synth: Cohort, seed: int = 0) -> dict[s
         feats["train"].filled(), feats["synth"].filled(), seed
     )[0]
     outcomes = schema.outcome_names
-    row = tstr_row(train, feats["train"], synth, feats["synth"], test, feats["test"], seed)
+    row = tstr_row(real, synth, feats["synth"], seed)
     out["trtr_auroc"] = float(row["trtr"])
     out["tstr_auroc"] = float(row["tstr"])
     out["tstr_over_trtr"] = float(row["tstr"] / row["trtr"])
@@ -119,33 +139,29 @@ def quality(train: Cohort, test: Cohort, synth: Cohort, seed: int = 0) -> dict[s
     return out
 
 
-def tstr_row(
-    train: Cohort, f_train, synth: Cohort, f_synth, test: Cohort, f_test, seed: int
-) -> pd.Series:
-    """The audit's TSTR/TRTR row for in-hospital death (``f_*``: the audit's stay features)."""
-    outcomes = train.schema.outcome_names
+def tstr_row(real: RealStays, synth: Cohort, f_synth: StayFeatures, seed: int) -> pd.Series:
+    """The audit's TSTR/TRTR row for in-hospital death (``f_synth``: ``synth``'s features)."""
+    outcomes = real.train.schema.outcome_names
     table = tstr_table(
-        f_train.without(outcomes), train.statics.reindex(columns=outcomes),
+        real.f_train.without(outcomes), real.train.statics.reindex(columns=outcomes),
         f_synth.without(outcomes), synth.statics.reindex(columns=outcomes),
-        f_test.without(outcomes), test.statics.reindex(columns=outcomes),
+        real.f_test.without(outcomes), real.test.statics.reindex(columns=outcomes),
         [OUTCOME], seed,
     )  # fmt: skip
     return table.set_index("outcome").loc[OUTCOME]
 
 
 def tstr_over_draws(
-    model: SequenceSynthesizer, real: dict, n: int, draws: int, seed: int
+    model: SequenceSynthesizer, real: RealStays, n: int, draws: int, seed: int
 ) -> np.ndarray:
     """TSTR AUROC of ``draws`` fresh synthetic samples of ``n`` stays each (seeds
     ``seed + 100 + d``): one sample's TSTR varies by about ±0.012 at 2,000 stays, from the
-    sampled outcomes and the classifier's fit, so a single draw says little about the model.
-    ``real``: the train and test cohorts and their audit features (``f_train``, ``f_test``)."""
-    train, f_train, test, f_test = (real[k] for k in ("train", "f_train", "test", "f_test"))
+    sampled outcomes and the classifier's fit, so a single draw says little about the model."""
     out = []
     for d in range(draws):
         synth = model.sample(n, seed=seed + 100 + d)
-        f_synth = stay_features(to_grid(synth), train.schema)
-        out.append(float(tstr_row(train, f_train, synth, f_synth, test, f_test, seed)["tstr"]))
+        f_synth = stay_features(to_grid(synth), real.train.schema)
+        out.append(float(tstr_row(real, synth, f_synth, seed)["tstr"]))
     return np.array(out)
 
 
@@ -162,7 +178,8 @@ def calibration_slope(
     return float(LogisticRegression(C=1e6).fit(logit, y_test).coef_[0, 0])
 
 
-def run_one(train: Cohort, test: Cohort, epsilon: float, args: argparse.Namespace) -> dict:
+def run_one(real: RealStays, epsilon: float, args: argparse.Namespace) -> dict:
+    train = real.train
     kwargs = {"epochs": args.epochs} if args.epochs else {}
     for key in ("batch_size", "hidden", "n_blocks", "learning_rate", "threads"):
         if getattr(args, key):
@@ -195,10 +212,7 @@ def run_one(train: Cohort, test: Cohort, epsilon: float, args: argparse.Namespac
         "sample_s": sample_s,
         "peak_rss_gb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024**2,
     }
-    row.update(quality(train, test, synth, seed=args.seed))
-    real = {"train": train, "test": test}
-    if args.tstr_draws > 1 or args.tstr_n:
-        real |= {f"f_{k}": stay_features(to_grid(c), c.schema) for k, c in list(real.items())}
+    row.update(quality(real, synth, seed=args.seed))
     if args.tstr_draws > 1:
         tstr = tstr_over_draws(synth_model, real, args.n, args.tstr_draws, args.seed)
         row["tstr_auroc_mean_of_draws"] = float(tstr.mean())
@@ -274,9 +288,10 @@ def main() -> None:
     warnings.filterwarnings("ignore")
     train, test = load_split(args.seed)
     print(f"train {train.n_patients} stays, test (non-members) {test.n_patients} stays", flush=True)
+    real = real_stays(train, test)
     rows = []
     for eps in args.epsilon or [1.0, 4.0, 10.0]:
-        rows.append(run_one(train, test, eps, args))
+        rows.append(run_one(real, eps, args))
         print(_format(rows[-1:]), flush=True)
     print()
     print(_format(rows))
