@@ -139,6 +139,12 @@ def release_effects(
     )
 
 
+def inputs_where_measured(effects: Effects, measured: np.ndarray) -> np.ndarray:
+    """``[C, V]`` mean inputs over the stays that have each variable (``measured``: the released
+    count of such stays): stays with a rare lab are different from the average one."""
+    return effects.inputs_where / np.maximum(measured, 1.0)
+
+
 def coefficients(effects: Effects, measured: np.ndarray) -> np.ndarray:
     """``[C, V]`` change of each variable's stay level (standardised units) per unit of each
     conditioning input, by ridge regression over the stays that have the variable
@@ -157,7 +163,7 @@ def coefficients(effects: Effects, measured: np.ndarray) -> np.ndarray:
         cov_z[np.ix_(used, used)] + ridge * np.eye(int(used.sum()))
     )
     counts = np.maximum(measured, 1.0)
-    mean_z_v = effects.inputs_where / counts  # [C, V]: stays with a rare lab are different
+    mean_z_v = inputs_where_measured(effects, measured)
     mean_u_v = effects.levels / counts
     cov = effects.products / counts - mean_z_v * mean_u_v
     cov_sd = (sd / counts) * np.sqrt(
@@ -177,7 +183,7 @@ def initialise(
     coefficients (the weights from ``cond`` into the target components), centred on the stays
     that have it so their average start is unchanged. Runs after the prior release's start."""
     beta = coefficients(effects, measured)  # per unit of the scaled inputs
-    mean_z_v = effects.inputs_where / np.maximum(measured, 1.0)
+    mean_z_v = inputs_where_measured(effects, measured)  # the regression's own centring
     scale = input_scale(encoding)
     k, p, c = model.config.n_mix, model.n_params, beta.shape[0]
     bias = model.value_head.bias.view(model.n_vars, p)
