@@ -8,6 +8,8 @@ and the quality figures are computed with the audits package's own functions:
 - training time, sampling time for 2,000 stays, peak memory (ru_maxrss), achieved ε;
 - observation-rate gap per variable (percentage points, synthetic vs members; worst and mean);
 - lag-1 within-patient autocorrelation gap for the vitals (worst and mean);
+- within-stay spread: synthetic over real pooled within-patient sd per variable (median, and
+  the variable furthest from 1 either way);
 - marginal fidelity: mean KS over variables (time ignored) and share of variables failing;
 - discriminator AUROC real-vs-synthetic (0.5 ideal) on the whole-stay representation;
 - TSTR vs TRTR AUROC for In-hospital_death, tested on the non-members, and the calibration
@@ -75,6 +77,15 @@ def lag1_acf(z: np.ndarray) -> np.ndarray:
     return correlation_from_sums(auto_sums(demeaned(z), 1).sum(axis=0))
 
 
+def within_sd(z: np.ndarray) -> np.ndarray:
+    """Pooled within-patient sd per variable of audit features ``z [N, T, V]`` (NaN: missing):
+    how far a patient's values scatter about the patient's own mean."""
+    dev = demeaned(z)
+    count = np.sum(~np.isnan(z), axis=1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.sqrt(np.nansum(dev**2, axis=(0, 1)) / np.sum(np.maximum(count - 1, 0), axis=0))
+
+
 class RealStays(NamedTuple):
     """The real side of every comparison, converted once per benchmark run: the members and
     non-members, the members' grid and both sides' audit stay features."""
@@ -113,6 +124,13 @@ def quality(real: RealStays, synth: Cohort, seed: int = 0) -> dict[str, float]:
     out["acf1_gap_vitals_max"] = float(np.nanmax(acf_gap))
     out["acf1_gap_vitals_mean"] = float(np.nanmean(acf_gap))
     out["acf1_worst"] = schema.variables[vitals[int(np.nanargmax(acf_gap))]].name
+    real_sd, synth_sd = within_sd(feats["train"].z), within_sd(feats["synth"].z)
+    spread = real_sd > 0  # binary variables (MechVent: 1 whenever charted) have none
+    log_ratio = np.where(spread, np.log(np.where(spread, synth_sd / real_sd, 1.0)), np.nan)
+    out["within_sd_ratio_median"] = float(np.exp(np.nanmedian(log_ratio)))
+    worst = int(np.nanargmax(np.abs(log_ratio)))
+    out["within_sd_ratio_worst"] = float(np.exp(log_ratio[worst]))
+    out["within_sd_worst"] = schema.variable_names[worst]
 
     params = load_policy(None).parameters
     marginal = marginal_audit(
@@ -227,7 +245,8 @@ def run_one(real: RealStays, epsilon: float, args: argparse.Namespace) -> dict:
 
 
 def details(train: Cohort, synth: Cohort) -> str:
-    """Per-variable observation rate and lag-1 autocorrelation, real members vs synthetic."""
+    """Per-variable observation rate, lag-1 autocorrelation, mean, sd and within-stay sd, real
+    members vs synthetic."""
     schema = train.schema
     grids = [to_grid(c) for c in (train, synth)]
     rates = [g.mask.mean(axis=(0, 1)) * 100 for g in grids]
@@ -235,12 +254,15 @@ def details(train: Cohort, synth: Cohort) -> str:
     acfs = [lag1_acf(z) for z in zs]
     means = [np.nanmean(z, axis=(0, 1)) for z in zs]
     stds = [np.nanstd(z, axis=(0, 1)) for z in zs]
+    within = [within_sd(z) for z in zs]
     lines = [f"{'variable':12s} {'rate r':>7s} {'rate s':>7s} {'acf r':>6s} {'acf s':>6s} "
-             f"{'mean r':>7s} {'mean s':>7s} {'sd r':>6s} {'sd s':>6s}"]  # fmt: skip
+             f"{'mean r':>7s} {'mean s':>7s} {'sd r':>6s} {'sd s':>6s} {'wsd r':>6s} "
+             f"{'wsd s':>6s}"]  # fmt: skip
     for j, v in enumerate(schema.variable_names):
         lines.append(
             f"{v:12s} {rates[0][j]:7.2f} {rates[1][j]:7.2f} {acfs[0][j]:6.2f} {acfs[1][j]:6.2f} "
-            f"{means[0][j]:7.2f} {means[1][j]:7.2f} {stds[0][j]:6.2f} {stds[1][j]:6.2f}"
+            f"{means[0][j]:7.2f} {means[1][j]:7.2f} {stds[0][j]:6.2f} {stds[1][j]:6.2f} "
+            f"{within[0][j]:6.2f} {within[1][j]:6.2f}"
         )
     lines.append("mean z of the per-stay mean, died - survived (real, synthetic):")
     for v in ("GCS", "BUN", "Urine", "Lactate", "HCO3", "HR", "Creatinine", "RespRate"):
