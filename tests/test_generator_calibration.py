@@ -1,4 +1,4 @@
-"""Calibration targets (two DP releases) and the calibration of a model to them."""
+"""Calibration targets (three DP releases) and the calibration of a model to them."""
 
 from __future__ import annotations
 
@@ -38,6 +38,28 @@ def test_exact_release_is_the_cohorts_rates_and_autocorrelation(data) -> None:
     assert targets.rate_noise_sd == 0.0
     death = (codes[:, enc.n_static] == 1).mean()
     assert targets.outcome_rates[0][1] == pytest.approx(death, abs=1e-3)  # floor on classes
+    # spread: the mean over patients of each one's scaled within-stay squares (rows clipped as
+    # released); a variable nobody has twice has no target
+    idx = enc.indices("gauss")
+    rows = calibration.within_squares(
+        x[..., idx].astype(np.float64), m[..., idx], targets.rates[idx]
+    )
+    expected = calibration.clip_rows(rows, calibration.SPREAD_CLIP).mean(0)
+    some = expected > 0
+    assert some.sum() > 30
+    assert np.allclose(targets.spread[idx][some], expected[some])
+    assert np.isnan(targets.spread[~numeric]).all()
+    assert 0.0 < targets.spread[hr] < 1.0
+
+
+def test_within_squares_are_deviations_from_the_patients_own_mean_per_expected_measurement():
+    x = np.zeros((2, 4, 1))
+    m = np.zeros((2, 4, 1))
+    x[0, [0, 2], 0], m[0, [0, 2], 0] = [1.0, 3.0], 1.0  # mean 2, squared deviations 1 + 1
+    x[1, 1, 0], m[1, 1, 0] = 5.0, 1.0  # one value: no spread
+    rates = np.array([0.25])  # one measurement expected per 4-step stay
+    assert np.allclose(calibration.within_squares(x, m, rates)[:, 0], [2.0, 0.0])
+    assert calibration.within_squares(10 * x, m, rates)[0, 0] == calibration.SPREAD_CAP
 
 
 def test_noisy_release_is_close_and_drops_unreliable_lag_targets(data) -> None:
@@ -49,20 +71,39 @@ def test_noisy_release_is_close_and_drops_unreliable_lag_targets(data) -> None:
     assert not np.array_equal(noisy.rates, exact.rates)
     # with 300 patients and σ = 3 some sparse variables lose their lag-1 target
     assert np.isnan(noisy.lag1).sum() > np.isnan(exact.lag1).sum()
+    kept = ~np.isnan(noisy.spread)
+    assert kept.any() and np.isnan(noisy.spread).sum() >= np.isnan(exact.spread).sum()
+    spread_sd = calibration.SPREAD_NOISE * 3.0 * calibration.SPREAD_CLIP / len(x)
+    assert np.abs(noisy.spread[kept] - exact.spread[kept]).max() < 6 * spread_sd
     round_trip = calibration.Targets.from_dict(noisy.to_dict())
     assert np.array_equal(round_trip.rates, noisy.rates)
     assert np.array_equal(np.isnan(round_trip.lag1), np.isnan(noisy.lag1))
+    assert np.array_equal(round_trip.spread[kept], noisy.spread[kept])
+    # a model saved before the spread release loads without a spread target
+    old = noisy.to_dict()
+    del old["spread"]
+    assert calibration.Targets.from_dict(old).spread is None
+
+
+def _spread(enc: Encoding, raw, rates: np.ndarray) -> np.ndarray:
+    """Sampled stays' spread per numeric variable, rows clipped as the release clips them."""
+    idx = enc.indices("gauss")
+    rows = calibration.within_squares(raw.x[..., idx].astype(np.float64), raw.m[..., idx],
+                                      rates[idx])  # fmt: skip
+    return calibration.clip_rows(rows, calibration.SPREAD_CLIP).mean(0)
 
 
 def test_calibration_moves_an_untrained_model_onto_the_targets(data) -> None:
     """An untrained model measures almost nothing; calibration must bring every variable's rate
-    to its target and move lag-1 autocorrelation towards an (artificial) target of 0.9."""
+    to its target and move lag-1 autocorrelation towards an (artificial) target of 0.9 and the
+    within-stay spread towards (artificial) targets from 0.05 to 0.5."""
     enc, _, _, numeric, _ = data
     torch.manual_seed(0)
     model = StayModel(enc, ModelConfig(hidden=8, n_blocks=1, n_mix=2)).eval()
     rates = np.linspace(0.05, 0.6, enc.n_variables)
     lag1 = np.where(numeric, 0.9, np.nan)
-    targets = calibration.Targets(rates, lag1, 0.0, [])
+    spread = np.where(numeric, np.linspace(0.05, 0.5, enc.n_variables), np.nan)
+    targets = calibration.Targets(rates, lag1, 0.0, [], spread=spread)
     before = sample_raw(model, enc, 400, seed=1).m.mean(axis=(0, 1))
     gaps = calibration.calibrate(model, enc, targets, seed=3, n=400, rounds=8)
     after = np.abs(sample_raw(model, enc, 400, seed=99).m.mean(axis=(0, 1)) - rates)
@@ -73,6 +114,13 @@ def test_calibration_moves_an_untrained_model_onto_the_targets(data) -> None:
     assert after.mean() < 0.015
     assert gaps["rate_pp"][-1] < gaps["rate_pp"][0] / 5
     assert gaps["lag1"][-1] < gaps["lag1"][0]
+    # spread: from ~20 times the target variance to within a factor 1.8 (sd 1.35) everywhere;
+    # half-log-ratio steps under-shoot, and the rates move the measure in the first rounds
+    assert gaps["spread_log_ratio"][0] > 2.0
+    assert gaps["spread_log_ratio"][-1] < gaps["spread_log_ratio"][0] / 4
+    after_spread = _spread(enc, sample_raw(model, enc, 400, seed=98), rates)
+    idx = enc.indices("gauss")
+    assert np.abs(np.log(after_spread / spread[idx])).max() < 0.6
     # deterministic: the same seeds give the same calibrated model
     torch.manual_seed(0)
     twin = StayModel(enc, ModelConfig(hidden=8, n_blocks=1, n_mix=2)).eval()

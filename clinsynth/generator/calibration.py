@@ -1,15 +1,21 @@
-"""Calibration-in-the-large of measurement rates and lag-1 persistence (post-processing).
+"""Calibration-in-the-large of measurement rates, lag-1 persistence and within-stay spread
+(post-processing).
 
 A model trained under DP-SGD gets the *shape* of a stay right (bursty, state-dependent
-measurement; mean-reverting values) but two families of numbers drift: each variable's overall
+measurement; mean-reverting values) but three families of numbers drift: each variable's overall
 measurement rate (the mask heads carry little gradient signal per step, and sampling its own
-history compounds small errors over 48 steps) and how strongly a value follows the previous one
-(the lag-1 autocorrelation the temporal audits judge). Both are cheap to release precisely, as
-one Gaussian mechanism each on a short per-patient vector whose cost the accountant composes with
-DP-SGD (:func:`release_targets`), and :func:`calibrate` then moves one bias per variable and
-target — the measurement bias, the log-odds of the weight on the last value — until stays
-sampled from the model reproduce the released figures. The rates release also carries the
-classes of the hidden severity score (module :mod:`severity`), which sampling is calibrated to.
+history compounds small errors over 48 steps), how strongly a value follows the previous one
+(the lag-1 autocorrelation the temporal audits judge), and how far a patient's values scatter
+about their own mean. The last matters most for labs: drawn once or twice a day, their later
+values got the spread that the first value needs (where patients differ from each other), so a
+synthetic creatinine or BUN had 4-5 times a real one's within-stay variance (PhysioNet 2012,
+ε = 4). All three are cheap to release precisely, as one Gaussian mechanism each on a short
+per-patient vector whose cost the accountant composes with DP-SGD (:func:`release_targets`),
+and :func:`calibrate` then moves one parameter per variable and target — the measurement bias,
+the log-odds of the weight on the last value, the log-sd of values after the first — until
+stays sampled from the model reproduce the released figures. The rates release also carries
+the classes of the hidden severity score (module :mod:`severity`), which sampling is
+calibrated to.
 Everything after the releases is post-processing of DP outputs and costs no privacy.
 """
 
@@ -22,6 +28,7 @@ import torch
 
 from clinsynth.generator.dp import clip_rows, gaussian_sum
 from clinsynth.generator.encoding import Encoding
+from clinsynth.generator.features import EVER
 from clinsynth.generator.model import StayModel
 from clinsynth.generator.sampling import sample_raw
 
@@ -29,6 +36,14 @@ RATES_CLIP = 3.0  # l2 bound of one patient's rate vector (public; typical ICU s
 LAG_CLIP = 1.5  # l2 bound of one patient's lag-1 sums vector (public; simulated stays:
 # median 0.7, 90th percentile 1.6)
 LAG_Z_CLIP = 3.0  # demeaned values enter the lag-1 sums clipped to ±3 standardised units
+SPREAD_CAP = 4.0  # one variable of one patient counts at most 4 units² (GCS's variance ~5)
+SPREAD_CLIP = 6.0  # l2 bound of one patient's within-stay squares vector (public; simulated
+# stays: median 3.2, 90th percentile 6.1; PhysioNet 2012: median 5.7, 90th percentile 8.3)
+SPREAD_NOISE = 2.0  # the spread release's noise multiplier is twice the other two's: a ratio
+# target needs less precision, and at 12/ε it would raise the DP-SGD noise by 15% (3.05 ->
+# 3.52 at ε = 4; 3.16 at 24/ε)
+SPREAD_RELIABLE = 4.0  # a spread target is used if its sum is 4 noise sd above zero (variance
+# ratio error at most ~1/4, sd ~1/8)
 SIGMA_TIMES_EPS = 12.0  # noise multiplier 12/ε per release: 3 at ε = 4 (rate noise ~0.45 pp)
 RELIABLE = 10.0  # a lag-1 target is used only if its sums are 10 noise sd above zero
 CALIBRATION_STAYS = 3000  # stays sampled per calibration round (a 2-pp target needs the
@@ -41,9 +56,14 @@ MAX_STEP = 3.0  # no single round moves a bias by more than this (log-odds)
 
 
 def release_sigma(epsilon: float) -> float:
-    """Noise multiplier of each of the two releases for a total budget ε (both together add
-    about 10% to the DP-SGD noise)."""
+    """Noise multiplier of the rates and lag-1 releases for a total budget ε (the spread
+    release's is :data:`SPREAD_NOISE` times it)."""
     return SIGMA_TIMES_EPS / epsilon
+
+
+def mechanisms(sigma: float) -> tuple[tuple[float, float, int], ...]:
+    """The three releases as accountant entries ``(noise multiplier, sampling rate, steps)``."""
+    return ((sigma, 1.0, 2), (SPREAD_NOISE * sigma, 1.0, 1))
 
 
 @dataclass
@@ -55,37 +75,68 @@ class Targets:
     rate_noise_sd: float  # noise sd on each released rate
     outcome_rates: list[np.ndarray]  # per outcome field: class probabilities
     severity_rates: np.ndarray | None = None  # of the severity score's classes (module severity)
+    spread: np.ndarray | None = None  # [V] mean within_squares (NaN: not calibrated)
 
     def to_dict(self) -> dict:
         return {
             "rates": self.rates.tolist(),
-            "lag1": [None if np.isnan(r) else float(r) for r in self.lag1],
+            "lag1": _nan_to_none(self.lag1),
             "rate_noise_sd": self.rate_noise_sd,
             "outcome_rates": [r.tolist() for r in self.outcome_rates],
             "severity_rates": None if self.severity_rates is None else self.severity_rates.tolist(),
+            "spread": None if self.spread is None else _nan_to_none(self.spread),
         }
 
     @classmethod
     def from_dict(cls, d: dict) -> Targets:
-        lag1 = np.array([np.nan if r is None else r for r in d["lag1"]], dtype=np.float64)
+        lag1 = _none_to_nan(d["lag1"])
         outcomes = [np.asarray(r, dtype=np.float64) for r in d["outcome_rates"]]
         rates = np.asarray(d["rates"], dtype=np.float64)
         severity = d.get("severity_rates")
         severity = None if severity is None else np.asarray(severity, dtype=np.float64)
-        return cls(rates, lag1, float(d["rate_noise_sd"]), outcomes, severity)
+        spread = d.get("spread")  # models saved before this release have none
+        spread = None if spread is None else _none_to_nan(spread)
+        return cls(rates, lag1, float(d["rate_noise_sd"]), outcomes, severity, spread)
+
+
+def _nan_to_none(values: np.ndarray) -> list[float | None]:
+    return [None if np.isnan(r) else float(r) for r in values]
+
+
+def _none_to_nan(values: list[float | None]) -> np.ndarray:
+    return np.array([np.nan if r is None else r for r in values], dtype=np.float64)
+
+
+def _demeaned(x: np.ndarray, m: np.ndarray) -> np.ndarray:
+    """Values minus the patient's own mean of each variable, clipped to ±:data:`LAG_Z_CLIP`
+    (0 where not measured): ``[N, T, V]``."""
+    seen = m > 0
+    count = seen.sum(axis=1, keepdims=True)
+    mean = np.where(seen, x, 0.0).sum(axis=1, keepdims=True) / np.maximum(count, 1)
+    return np.clip(np.where(seen, x - mean, 0.0), -LAG_Z_CLIP, LAG_Z_CLIP)
 
 
 def lag1_sums(x: np.ndarray, m: np.ndarray) -> np.ndarray:
     """Per patient, per variable: (Σ a·b, Σ a², Σ b²) / (T - 1) over adjacent measured steps,
     with a, b the patient-demeaned values clipped to ±:data:`LAG_Z_CLIP`: ``[N, V, 3]``."""
     seen = m > 0
-    count = seen.sum(axis=1, keepdims=True)
-    mean = np.where(seen, x, 0.0).sum(axis=1, keepdims=True) / np.maximum(count, 1)
-    zc = np.clip(np.where(seen, x - mean, 0.0), -LAG_Z_CLIP, LAG_Z_CLIP)
+    zc = _demeaned(x, m)
     pair = seen[:, :-1] & seen[:, 1:]
     a, b = np.where(pair, zc[:, :-1], 0.0), np.where(pair, zc[:, 1:], 0.0)
     sums = np.stack([(a * b).sum(1), (a * a).sum(1), (b * b).sum(1)], axis=-1)
     return sums / max(x.shape[1] - 1, 1)
+
+
+def within_squares(x: np.ndarray, m: np.ndarray, rates: np.ndarray) -> np.ndarray:
+    """Per patient, per variable: the squared deviations of its values about the patient's own
+    mean (clipped as for the lag-1 sums), summed and divided by the variable's expected
+    measurements per stay (``T * rates``), capped at :data:`SPREAD_CAP`: ``[N, V]``.
+
+    Their mean over patients is the pooled within-stay variance the temporal audits see, times
+    the (calibrated, so shared) measurements per stay, on a scale where a lab measured twice a
+    day weighs as much as an hourly vital; it needs no released denominator."""
+    per_stay = x.shape[1] * np.clip(rates, MIN_RATE, 1.0)
+    return np.minimum((_demeaned(x, m) ** 2).sum(axis=1) / per_stay, SPREAD_CAP)
 
 
 def lag1_from_sums(sums: np.ndarray) -> np.ndarray:
@@ -103,14 +154,16 @@ def release_targets(
     gen: torch.Generator,
     sigma: float,
 ) -> Targets:
-    """The two Gaussian releases, from model-space values and masks ``[N, T, V]`` and the
+    """The three Gaussian releases, from model-space values and masks ``[N, T, V]`` and the
     static/outcome class ``codes [N, S]``.
 
     Rates: each patient's share of measured steps per variable (a vector in [0, 1]^V) and the
     one-hot class of each outcome field and of the severity score, clipped to
-    :data:`RATES_CLIP`. Lag-1: each patient's
-    :func:`lag1_sums` of the numeric variables, clipped to :data:`LAG_CLIP`. Sums get noise of
-    sd ``sigma * clip`` and are divided by N (public). ``sigma = 0``: exact (no DP only).
+    :data:`RATES_CLIP`. Lag-1: each patient's :func:`lag1_sums` of the numeric variables,
+    clipped to :data:`LAG_CLIP`. Spread: each patient's :func:`within_squares` of the numeric
+    variables (scaled by the rates just released), clipped to :data:`SPREAD_CLIP`. Sums get
+    noise of sd ``sigma * clip`` (spread: ``SPREAD_NOISE * sigma * clip``) and are divided by
+    N (public). ``sigma = 0``: exact (no DP only).
     """
     rated = [encoding.severity_index, *range(encoding.n_static, len(encoding.statics))]
     rated_codes = [(codes[:, k], encoding.statics[k].n_classes) for k in rated]
@@ -134,7 +187,13 @@ def release_targets(
     reliable = np.minimum(total[:, 1], total[:, 2]) >= RELIABLE * sigma * LAG_CLIP
     lag1[idx] = np.where(reliable, lag1_from_sums(total), np.nan)
     rates = np.clip(rates, MIN_RATE, 1 - MIN_RATE)
-    return Targets(rates, lag1, rate_sd, class_rates[1:], class_rates[0])
+    # scaled by the rates just released (post-processing), as calibrate scales sampled stays
+    rows = within_squares(x[..., idx].astype(np.float64), m[..., idx], rates[idx])
+    sums = gaussian_sum(rows, SPREAD_CLIP, SPREAD_NOISE * sigma, gen)
+    spread = np.full(v, np.nan)
+    reliable = sums >= SPREAD_RELIABLE * SPREAD_NOISE * sigma * SPREAD_CLIP
+    spread[idx] = np.where(reliable, sums / n, np.nan)
+    return Targets(rates, lag1, rate_sd, class_rates[1:], class_rates[0], spread)
 
 
 def _logit(p: np.ndarray) -> np.ndarray:
@@ -151,22 +210,29 @@ def calibrate(
     n: int = CALIBRATION_STAYS,
     rounds: int = CALIBRATION_ROUNDS,
 ) -> dict[str, list[float]]:
-    """Move each variable's measurement bias and last-value-weight bias towards ``targets``.
+    """Move each variable's measurement bias, last-value-weight bias and later values' log-sd
+    towards ``targets``.
 
     Each round samples ``n`` stays (fixed seeds: deterministic), compares each variable's share
-    of measured cells and its lag-1 autocorrelation with the targets, and moves the biases by
-    the log-odds difference (rates) or :data:`LAG_GAIN` times the gap (lag-1), with step sizes
-    1, 1, 1, 1/2, 1/3, ... (Robbins-Monro: later rounds average out the Monte Carlo noise of
-    earlier ones instead of chasing it). A bias shift moves every state alike, so the pattern
-    the model learned is kept. Returns the worst absolute gaps measured in each round (rates
-    in percentage points), the last one after the final update.
+    of measured cells, its lag-1 autocorrelation and its within-stay variance with the targets,
+    and moves the parameters by the log-odds difference (rates), :data:`LAG_GAIN` times the gap
+    (lag-1) or half the log ratio (spread, a variance), with step sizes 1, 1, 1, 1/2, 1/3, ...
+    (Robbins-Monro: later rounds average out the Monte Carlo noise of earlier ones instead of
+    chasing it). The spread moves the weight from "measured before" into every mixture
+    component's log-sd, so the first value keeps the spread between patients. A bias shift
+    moves every state alike, so the pattern the model learned is kept. Returns the worst
+    absolute gaps measured in each round (rates in percentage points, spread as |log ratio|),
+    the last one after the final update.
     """
     mask_bias = model.mask_head.bias
     k = model.config.n_mix
     persistence = model.value_head.bias.view(model.n_vars, model.n_params)[:, 3 * k]
+    later_log_sd = model.value_local.weight[:, 2 * k : 3 * k, EVER]  # [V, K], a view
     lagged = ~np.isnan(targets.lag1)
+    no_target = np.full(len(targets.rates), np.nan)
+    spread_target = no_target if targets.spread is None else targets.spread
     numeric = encoding.indices("gauss")
-    gaps: dict[str, list[float]] = {"rate_pp": [], "lag1": []}
+    gaps: dict[str, list[float]] = {"rate_pp": [], "lag1": [], "spread_log_ratio": []}
     for i in range(rounds + 1):
         raw = sample_raw(model, encoding, n, seed + i, severity_rates=targets.severity_rates)
         rate = raw.m.mean(axis=(0, 1))
@@ -174,6 +240,11 @@ def calibrate(
         lag_gap = np.where(lagged & ~np.isnan(lag1), targets.lag1 - lag1, 0.0)
         gaps["rate_pp"].append(float(np.abs(rate - targets.rates).max() * 100))
         gaps["lag1"].append(float(np.abs(lag_gap).max()))
+        spread = _spread(raw.x, raw.m, numeric, targets.rates)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            log_ratio = np.log(spread / spread_target)
+        log_ratio = np.where(np.isfinite(log_ratio), log_ratio, 0.0)
+        gaps["spread_log_ratio"].append(float(np.abs(log_ratio).max()))
         if i == rounds:
             break
         weight = 1.0 / max(1, i - 1)  # 1, 1, 1, 1/2, 1/3, ...
@@ -181,6 +252,9 @@ def calibrate(
         step = _logit(targets.rates) - _logit(np.clip(rate, 0.5 / (n * encoding.n_steps), 1.0))
         mask_bias += _as(np.clip(step, -MAX_STEP, MAX_STEP) * weight, mask_bias)
         persistence += _as(np.clip(LAG_GAIN * lag_gap, -MAX_STEP, MAX_STEP) * weight, mask_bias)
+        # the mean structure carries part of the variance: half its log ratio under-shoots
+        sd_step = np.clip(-0.5 * log_ratio, -MAX_STEP, MAX_STEP) * weight
+        later_log_sd += _as(sd_step, later_log_sd).unsqueeze(1)
     return gaps
 
 
@@ -191,6 +265,16 @@ def _lag1(x: np.ndarray, m: np.ndarray, idx: list[int]) -> np.ndarray:
     rows = clip_rows(sums.reshape(len(x), -1), LAG_CLIP).reshape(sums.shape)
     out = np.full(x.shape[2], np.nan)
     out[idx] = lag1_from_sums(rows.sum(axis=0))
+    return out
+
+
+def _spread(x: np.ndarray, m: np.ndarray, idx: list[int], rates: np.ndarray) -> np.ndarray:
+    """Mean :func:`within_squares` ``[V]`` of sampled stays (numeric variables ``idx``), scaled
+    by the released ``rates`` and clipped per patient as in the release."""
+    rows = within_squares(x[..., idx].astype(np.float64), m[..., idx], rates[idx])
+    rows = clip_rows(rows, SPREAD_CLIP)
+    out = np.full(x.shape[2], np.nan)
+    out[idx] = rows.mean(axis=0)
     return out
 
 

@@ -149,8 +149,8 @@ class SequenceSynthesizer:
         sigma = priors.release_sigma(self.epsilon) if self.dp else 0.0
         released = priors.release(x, m, codes, self.encoding, gen, sigma)
         priors.initialise(model, released, self.encoding)
-        # two more small releases: measurement, outcome and severity rates, lag-1 persistence
-        # (the targets the trained model is calibrated to)
+        # three more small releases: measurement, outcome and severity rates, lag-1
+        # persistence, within-stay spread (the targets the trained model is calibrated to)
         target_sigma = calibration.release_sigma(self.epsilon) if self.dp else 0.0
         self.targets_ = calibration.release_targets(x, m, codes, self.encoding, gen, target_sigma)
         self.outcome_rates_ = self.targets_.outcome_rates  # less noisy than the prior release's
@@ -180,7 +180,7 @@ class SequenceSynthesizer:
                 (
                     (sigma, 1.0, 1),
                     (effects_sigma, 1.0, 1),
-                    (target_sigma, 1.0, 2),
+                    *calibration.mechanisms(target_sigma),
                     (head_sigma, 1.0, outcome_head.STEPS),
                 )
                 if self.dp
@@ -291,12 +291,24 @@ class SequenceSynthesizer:
                 "composed_with_dp_sgd": True,
             },
             "dp_release_calibration": {
-                "what": "two Gaussian mechanisms: each patient's share of measured grid cells "
-                "per variable with its outcome and severity-score classes, and each patient's "
-                "lag-1 sums of demeaned values per numeric variable; sampled rates, classes "
-                "and lag-1 autocorrelations are calibrated to them (post-processing)",
+                "what": "three Gaussian mechanisms: each patient's share of measured grid cells "
+                "per variable with its outcome and severity-score classes, each patient's "
+                "lag-1 sums of demeaned values per numeric variable, and each patient's "
+                "squared deviations about its own mean per numeric variable, per expected "
+                "measurement (the released rates); sampled rates, classes, lag-1 "
+                "autocorrelations and within-stay variances are calibrated to them "
+                "(post-processing)",
                 "noise_multiplier": calibration.release_sigma(self.epsilon) if self.dp else None,
-                "clip_norms": {"rates": calibration.RATES_CLIP, "lag1": calibration.LAG_CLIP},
+                "spread_noise_multiplier": (
+                    calibration.SPREAD_NOISE * calibration.release_sigma(self.epsilon)
+                    if self.dp
+                    else None
+                ),
+                "clip_norms": {
+                    "rates": calibration.RATES_CLIP,
+                    "lag1": calibration.LAG_CLIP,
+                    "spread": calibration.SPREAD_CLIP,
+                },
                 "rate_noise_sd": self.targets_.rate_noise_sd if self.targets_ else None,
                 "calibration_worst_gaps": self.calibration_gaps_,
                 "composed_with_dp_sgd": True,
@@ -306,10 +318,10 @@ class SequenceSynthesizer:
                 "and dynamics, static distributions, missingness",
             ],
             "budget_split": (
-                "all mechanisms are composed by one accountant; the five releases have fixed "
+                "all mechanisms are composed by one accountant; the six releases have fixed "
                 "noise multipliers scaled as 1/ε (prior release 16/ε, effects release 16/ε, "
-                "each calibration release 12/ε, outcome heads 60/ε per step over 50 steps) and "
-                "DP-SGD's noise is solved for what remains of (ε, δ)"
+                "rates and lag-1 releases 12/ε each, spread release 24/ε, outcome heads 60/ε "
+                "per step over 50 steps) and DP-SGD's noise is solved for what remains of (ε, δ)"
             ),
         }
 
