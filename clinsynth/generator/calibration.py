@@ -181,19 +181,33 @@ def release_targets(
         class_rates.append(probs / probs.sum())
         pos += k
     idx = encoding.indices("gauss")
-    sums = lag1_sums(x[..., idx].astype(np.float64), m[..., idx])
-    total = gaussian_sum(sums.reshape(n, -1), LAG_CLIP, sigma, gen).reshape(len(idx), 3)
+    xs, ms = x[..., idx].astype(np.float64), m[..., idx]
     lag1 = np.full(v, np.nan)
-    reliable = np.minimum(total[:, 1], total[:, 2]) >= RELIABLE * sigma * LAG_CLIP
-    lag1[idx] = np.where(reliable, lag1_from_sums(total), np.nan)
+    lag1[idx] = _release_lag1(xs, ms, gen, sigma)
     rates = np.clip(rates, MIN_RATE, 1 - MIN_RATE)
-    # scaled by the rates just released (post-processing), as calibrate scales sampled stays
-    rows = within_squares(x[..., idx].astype(np.float64), m[..., idx], rates[idx])
-    sums = gaussian_sum(rows, SPREAD_CLIP, SPREAD_NOISE * sigma, gen)
     spread = np.full(v, np.nan)
-    reliable = sums >= SPREAD_RELIABLE * SPREAD_NOISE * sigma * SPREAD_CLIP
-    spread[idx] = np.where(reliable, sums / n, np.nan)
+    spread[idx] = _release_spread(xs, ms, rates[idx], gen, sigma)
     return Targets(rates, lag1, rate_sd, class_rates[1:], class_rates[0], spread)
+
+
+def _release_lag1(x: np.ndarray, m: np.ndarray, gen: torch.Generator, sigma: float) -> np.ndarray:
+    """Released pooled lag-1 autocorrelation of the numeric variables ``x, m [N, T, V]`` (NaN
+    where the noisy sums are too close to zero to trust)."""
+    sums = lag1_sums(x, m).reshape(len(x), -1)
+    total = gaussian_sum(sums, LAG_CLIP, sigma, gen).reshape(x.shape[2], 3)
+    reliable = np.minimum(total[:, 1], total[:, 2]) >= RELIABLE * sigma * LAG_CLIP
+    return np.where(reliable, lag1_from_sums(total), np.nan)
+
+
+def _release_spread(
+    x: np.ndarray, m: np.ndarray, rates: np.ndarray, gen: torch.Generator, sigma: float
+) -> np.ndarray:
+    """Released mean :func:`within_squares` of the numeric variables ``x, m [N, T, V]``, scaled
+    by their just released ``rates`` (post-processing, as :func:`calibrate` scales sampled
+    stays); NaN where too close to zero to trust."""
+    noise = SPREAD_NOISE * sigma
+    sums = gaussian_sum(within_squares(x, m, rates), SPREAD_CLIP, noise, gen)
+    return np.where(sums >= SPREAD_RELIABLE * noise * SPREAD_CLIP, sums / len(x), np.nan)
 
 
 def _logit(p: np.ndarray) -> np.ndarray:
