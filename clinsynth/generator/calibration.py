@@ -61,9 +61,15 @@ def release_sigma(epsilon: float) -> float:
     return SIGMA_TIMES_EPS / epsilon
 
 
+def spread_sigma(sigma: float) -> float:
+    """Noise multiplier of the spread release when the other two run at ``sigma``: the one
+    place it is derived, so the release and its accounting cannot disagree."""
+    return SPREAD_NOISE * sigma
+
+
 def mechanisms(sigma: float) -> tuple[tuple[float, float, int], ...]:
     """The three releases as accountant entries ``(noise multiplier, sampling rate, steps)``."""
-    return ((sigma, 1.0, 2), (SPREAD_NOISE * sigma, 1.0, 1))
+    return ((sigma, 1.0, 2), (spread_sigma(sigma), 1.0, 1))
 
 
 @dataclass
@@ -132,9 +138,10 @@ def within_squares(x: np.ndarray, m: np.ndarray, rates: np.ndarray) -> np.ndarra
     mean (clipped as for the lag-1 sums), summed and divided by the variable's expected
     measurements per stay (``T * rates``), capped at :data:`SPREAD_CAP`: ``[N, V]``.
 
-    Their mean over patients is the pooled within-stay variance the temporal audits see, times
-    the (calibrated, so shared) measurements per stay, on a scale where a lab measured twice a
-    day weighs as much as an hourly vital; it needs no released denominator."""
+    Their mean over patients is about the pooled within-stay variance the temporal audits see
+    (times Σ(n - 1) / Σn over patients, which the calibrated rates make about the same for real
+    and synthetic stays), on a scale where a lab measured twice a day weighs as much as an
+    hourly vital; it needs no released denominator."""
     per_stay = x.shape[1] * np.clip(rates, MIN_RATE, 1.0)
     return np.minimum((_demeaned(x, m) ** 2).sum(axis=1) / per_stay, SPREAD_CAP)
 
@@ -205,7 +212,7 @@ def _release_spread(
     """Released mean :func:`within_squares` of the numeric variables ``x, m [N, T, V]``, scaled
     by their just released ``rates`` (post-processing, as :func:`calibrate` scales sampled
     stays); NaN where too close to zero to trust."""
-    noise = SPREAD_NOISE * sigma
+    noise = spread_sigma(sigma)
     sums = gaussian_sum(within_squares(x, m, rates), SPREAD_CLIP, noise, gen)
     return np.where(sums >= SPREAD_RELIABLE * noise * SPREAD_CLIP, sums / len(x), np.nan)
 

@@ -300,7 +300,7 @@ class SequenceSynthesizer:
                 "(post-processing)",
                 "noise_multiplier": calibration.release_sigma(self.epsilon) if self.dp else None,
                 "spread_noise_multiplier": (
-                    calibration.SPREAD_NOISE * calibration.release_sigma(self.epsilon)
+                    calibration.spread_sigma(calibration.release_sigma(self.epsilon))
                     if self.dp
                     else None
                 ),
