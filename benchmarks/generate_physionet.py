@@ -86,6 +86,16 @@ def within_sd(z: np.ndarray) -> np.ndarray:
         return np.sqrt(np.nansum(dev**2, axis=(0, 1)) / np.sum(np.maximum(count - 1, 0), axis=0))
 
 
+def between_stay_correlation(z: np.ndarray) -> np.ndarray:
+    """``[V, V]`` correlation across stays of each variable's stay mean (audit features
+    ``z [N, T, V]``; pairs that fewer than 100 stays have both of are NaN): how variables
+    move together from one patient to the next (sicker patients: higher BUN and lower GCS)."""
+    with np.errstate(all="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # the mean of a never-measured one
+        means = np.nanmean(z, axis=1)
+    return pd.DataFrame(means).corr(min_periods=100).to_numpy()
+
+
 class RealStays(NamedTuple):
     """The real side of every comparison, converted once per benchmark run: the members and
     non-members, the members' grid and both sides' audit stay features."""
@@ -131,6 +141,9 @@ def quality(real: RealStays, synth: Cohort, seed: int = 0) -> dict[str, float]:
     worst = int(np.nanargmax(np.abs(log_ratio)))
     out["within_sd_ratio_worst"] = float(np.exp(log_ratio[worst]))
     out["within_sd_worst"] = schema.variable_names[worst]
+    between = [between_stay_correlation(feats[k].z) for k in ("train", "synth")]
+    pairs = np.triu(np.ones_like(between[0], dtype=bool), k=1)
+    out["between_stay_corr_gap_mean"] = float(np.nanmean(np.abs(between[0] - between[1])[pairs]))
 
     params = load_policy(None).parameters
     marginal = marginal_audit(

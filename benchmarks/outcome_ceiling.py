@@ -17,6 +17,11 @@ for a trained model (``generate_physionet.py --save FILE``, same ``--seed``):
 (the same privacy cost each; only to average that draw out, not a release). Each figure is a
 mean over ``--draws`` label draws / synthetic samples of 2,000 stays.
 
+``--associations K`` also prints, for the saved heads, each audit feature's own AUROC for death
+on three sides: real stays with their labels, real stays relabelled by the heads, synthetic
+stays with theirs. The K features whose synthetic AUROC is furthest from the relabelled one
+are where the synthetic series lose (or invent) a tie with the outcome.
+
 Usage::
 
     .venv/bin/python benchmarks/generate_physionet.py --epsilon 4 --seed 0 --save /tmp/s0.pt
@@ -100,6 +105,43 @@ def figures(
     }
 
 
+def _auroc(feature: np.ndarray, y: np.ndarray) -> float:
+    """AUROC of one feature for the labels ``y`` over the stays that have it (NaN if < 50)."""
+    ok = ~np.isnan(feature) & ~np.isnan(y)
+    if ok.sum() < 50 or len(np.unique(y[ok])) < 2 or np.ptp(feature[ok]) == 0:
+        return float("nan")
+    return float(roc_auc_score(y[ok], feature[ok]))
+
+
+def associations(
+    synth: SequenceSynthesizer, train: pd.DataFrame, train_t: tuple, draws: int, seed: int
+) -> pd.DataFrame:
+    """Per audit feature: its AUROC for death on real stays (``real``), on the same stays
+    relabelled by the outcome heads (``relabelled``, mean over draws) and on synthetic stays
+    with their own labels (``synthetic``, mean over draws of 2,000 stays)."""
+    feats = stay_features(to_grid(train), synth.schema, include_outcomes=False)
+    y_real = train.statics[OUTCOME].to_numpy(dtype=float)
+    columns = range(feats.values.shape[1])
+    by_heads, by_synthetic = [], []
+    for d in range(draws):
+        y = relabelled(synth, train_t, seed + d)
+        by_heads.append([_auroc(feats.values[:, j], y) for j in columns])
+        cohort = synth.sample(2000, seed=seed + 1000 + d)
+        f_syn = stay_features(to_grid(cohort), synth.schema, include_outcomes=False).values
+        y_syn = cohort.statics[OUTCOME].to_numpy(dtype=float)
+        by_synthetic.append([_auroc(f_syn[:, j], y_syn) for j in columns])
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # a feature NaN in every draw
+        return pd.DataFrame(
+            {
+                "real": [_auroc(feats.values[:, j], y_real) for j in columns],
+                "relabelled": np.nanmean(by_heads, axis=0),
+                "synthetic": np.nanmean(by_synthetic, axis=0),
+            },
+            index=feats.names,
+        )
+
+
 def main() -> None:
     warnings.filterwarnings("ignore")
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
@@ -107,6 +149,10 @@ def main() -> None:
     p.add_argument("--seed", type=int, default=0, help="the split seed the model was trained on")
     p.add_argument("--draws", type=int, default=3, help="label draws / samples per figure")
     p.add_argument("--refits", type=int, default=0, help="outcome heads re-fitted R times")
+    p.add_argument(
+        "--associations", type=int, default=0, metavar="K",
+        help="print the K features whose tie with death the synthetic stays change most",
+    )  # fmt: skip
     args = p.parse_args()
     torch.set_num_threads(1)
     train, test = load_split(args.seed)
@@ -116,6 +162,14 @@ def main() -> None:
     f_test = stay_features(to_grid(test), synth.schema, include_outcomes=False).values
     y_test = test.statics[OUTCOME].to_numpy(dtype=float)
     data = (train_t, test_t), (f_train, f_test)
+    if args.associations:
+        table = associations(synth, train, train_t, args.draws, args.seed)
+        strength = (table - 0.5).abs().mean()
+        print("mean |AUROC - 0.5| over features: " + ", ".join(
+            f"{side} {value:.3f}" for side, value in strength.items()
+        ))  # fmt: skip
+        gap = (table["synthetic"] - table["relabelled"]).abs()
+        print(table.loc[gap.sort_values(ascending=False).index[: args.associations]].round(3))
     rows = {"saved heads": figures(synth, *data, y_test, args.draws, args.seed)}
     sigma = outcome_head.outcome_sigma(synth.epsilon) if synth.dp else 0.0
     for r in range(args.refits):
