@@ -10,6 +10,8 @@ and the quality figures are computed with the audits package's own functions:
 - lag-1 within-patient autocorrelation gap for the vitals (worst and mean);
 - within-stay spread: synthetic over real pooled within-patient sd per variable (median, and
   the variable furthest from 1 either way);
+- between-stay ties: the mean |real - synthetic| over variable pairs of the correlation across
+  stays of their stay means (how variables move together from one patient to the next);
 - marginal fidelity: mean KS over variables (time ignored) and share of variables failing;
 - discriminator AUROC real-vs-synthetic (0.5 ideal) on the whole-stay representation;
 - TSTR vs TRTR AUROC for In-hospital_death, tested on the non-members, and the calibration
