@@ -46,8 +46,9 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 
 from generate_physionet import OUTCOME, load_split  # noqa: E402
 
-from audits.features import stay_features  # noqa: E402
+from audits.features import StayFeatures, stay_features  # noqa: E402
 from audits.utility import tstr_table  # noqa: E402
+from clinsynth.cohort import Cohort  # noqa: E402
 from clinsynth.generator import SequenceSynthesizer, outcome_head  # noqa: E402
 from clinsynth.generator.sampling import sample_fields  # noqa: E402
 from clinsynth.grid import to_grid  # noqa: E402
@@ -72,6 +73,17 @@ def head_auroc(synth: SequenceSynthesizer, tensors: tuple, y: np.ndarray) -> flo
     return float(roc_auc_score(y, (logits[:, 1] - logits[:, 0]).cpu().numpy()))
 
 
+def one_draw(
+    synth: SequenceSynthesizer, train_t: tuple, seed: int
+) -> tuple[np.ndarray, Cohort, np.ndarray]:
+    """Draw ``seed``: the real training stays relabelled by the outcome heads, and a synthetic
+    sample of 2,000 stays with its audit features."""
+    labels = relabelled(synth, train_t, seed)
+    cohort = synth.sample(2000, seed=seed + 1000)
+    f_syn = stay_features(to_grid(cohort), synth.schema, include_outcomes=False).values
+    return labels, cohort, f_syn
+
+
 def figures(
     synth: SequenceSynthesizer,
     tensors: tuple[tuple, tuple],
@@ -89,9 +101,8 @@ def figures(
     test_frame = pd.DataFrame({OUTCOME: y_test})
     real, syn = [], []
     for d in range(draws):
-        relabel = pd.DataFrame({OUTCOME: relabelled(synth, train_t, seed + d)})
-        cohort = synth.sample(2000, seed=seed + 1000 + d)
-        f_syn = stay_features(to_grid(cohort), synth.schema, include_outcomes=False).values
+        labels, cohort, f_syn = one_draw(synth, train_t, seed + d)
+        relabel = pd.DataFrame({OUTCOME: labels})
         row = tstr_table(
             f_train, relabel, f_syn, cohort.statics, f_test, test_frame, [OUTCOME], 0
         ).iloc[0]
@@ -114,31 +125,32 @@ def _auroc(feature: np.ndarray, y: np.ndarray) -> float:
 
 
 def associations(
-    synth: SequenceSynthesizer, train: pd.DataFrame, train_t: tuple, draws: int, seed: int
+    synth: SequenceSynthesizer,
+    train_t: tuple,
+    f_train: StayFeatures,
+    y_train: np.ndarray,
+    draws: int,
+    seed: int,
 ) -> pd.DataFrame:
     """Per audit feature: its AUROC for death on real stays (``real``), on the same stays
     relabelled by the outcome heads (``relabelled``, mean over draws) and on synthetic stays
     with their own labels (``synthetic``, mean over draws of 2,000 stays)."""
-    feats = stay_features(to_grid(train), synth.schema, include_outcomes=False)
-    y_real = train.statics[OUTCOME].to_numpy(dtype=float)
-    columns = range(feats.values.shape[1])
+    columns = range(f_train.values.shape[1])
     by_heads, by_synthetic = [], []
     for d in range(draws):
-        y = relabelled(synth, train_t, seed + d)
-        by_heads.append([_auroc(feats.values[:, j], y) for j in columns])
-        cohort = synth.sample(2000, seed=seed + 1000 + d)
-        f_syn = stay_features(to_grid(cohort), synth.schema, include_outcomes=False).values
+        labels, cohort, f_syn = one_draw(synth, train_t, seed + d)
+        by_heads.append([_auroc(f_train.values[:, j], labels) for j in columns])
         y_syn = cohort.statics[OUTCOME].to_numpy(dtype=float)
         by_synthetic.append([_auroc(f_syn[:, j], y_syn) for j in columns])
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)  # a feature NaN in every draw
         return pd.DataFrame(
             {
-                "real": [_auroc(feats.values[:, j], y_real) for j in columns],
+                "real": [_auroc(f_train.values[:, j], y_train) for j in columns],
                 "relabelled": np.nanmean(by_heads, axis=0),
                 "synthetic": np.nanmean(by_synthetic, axis=0),
             },
-            index=feats.names,
+            index=f_train.names,
         )
 
 
@@ -158,12 +170,14 @@ def main() -> None:
     train, test = load_split(args.seed)
     synth = SequenceSynthesizer.load(args.model)
     train_t, test_t = synth._tensors(train), synth._tensors(test)
-    f_train = stay_features(to_grid(train), synth.schema, include_outcomes=False).values
+    train_features = stay_features(to_grid(train), synth.schema, include_outcomes=False)
+    f_train = train_features.values
     f_test = stay_features(to_grid(test), synth.schema, include_outcomes=False).values
     y_test = test.statics[OUTCOME].to_numpy(dtype=float)
     data = (train_t, test_t), (f_train, f_test)
     if args.associations:
-        table = associations(synth, train, train_t, args.draws, args.seed)
+        y_train = train.statics[OUTCOME].to_numpy(dtype=float)
+        table = associations(synth, train_t, train_features, y_train, args.draws, args.seed)
         strength = (table - 0.5).abs().mean()
         print("mean |AUROC - 0.5| over features: " + ", ".join(
             f"{side} {value:.3f}" for side, value in strength.items()
