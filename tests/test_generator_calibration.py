@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from clinsynth.generator import calibration
+from clinsynth.generator import calibration, effects, severity
 from clinsynth.generator.encoding import Encoding
 from clinsynth.generator.model import ModelConfig, StayModel
 from clinsynth.generator.sampling import sample_raw
@@ -60,6 +60,20 @@ def test_within_squares_are_deviations_from_the_patients_own_mean_per_expected_m
     rates = np.array([0.25])  # one measurement expected per 4-step stay
     assert np.allclose(calibration.within_squares(x, m, rates)[:, 0], [2.0, 0.0])
     assert calibration.within_squares(10 * x, m, rates)[0, 0] == calibration.SPREAD_CAP
+
+
+def test_lag_sums_keep_a_wide_jump_that_the_spread_clips() -> None:
+    """A sedated patient waking up (GCS 3 -> 15, 12 standardised units) is a deviation of ±6
+    about their own mean: the lag-1 sums keep it whole, the spread clips it to ±3."""
+    steps = 40
+    x, m = np.zeros((1, steps, 1)), np.zeros((1, steps, 1))
+    x[0, :4, 0], m[0, :4, 0] = [-6.0, -6.0, 6.0, 6.0], 1.0  # mean 0: deviations of ±6
+    sums = calibration.lag1_sums(x, m)[0, 0] * (steps - 1)  # undo the division by T - 1
+    assert np.allclose(sums, [36.0, 3 * 36.0, 3 * 36.0])  # 36 - 36 + 36: nothing clipped
+    rates = np.array([1.0])  # 40 measurements expected
+    squares = calibration.within_squares(x, m, rates)[0, 0]
+    assert squares == pytest.approx(4 * calibration.SPREAD_Z_CLIP**2 / steps)  # 0.9, not 3.6
+    assert squares < calibration.SPREAD_CAP
 
 
 def test_noisy_release_is_close_and_drops_unreliable_lag_targets(data) -> None:
@@ -127,3 +141,45 @@ def test_calibration_moves_an_untrained_model_onto_the_targets(data) -> None:
     calibration.calibrate(twin, enc, targets, seed=3, n=400, rounds=8)
     for a, b in zip(model.parameters(), twin.parameters(), strict=True):
         assert torch.equal(a, b)
+
+
+def test_score_spread_is_measured_alike_on_released_rates_and_on_drawn_classes() -> None:
+    centres = (severity.EDGES[:-1] + severity.EDGES[1:]) / 2
+    rates = np.zeros(len(severity.EDGES))  # 16 bins and the missing class
+    rates[[0, 2]] = 0.4
+    rates[-1] = 0.2  # stays without a score do not count
+    assert severity.class_spread(rates) == pytest.approx((centres[2] - centres[0]) / 2)
+    codes = np.array([0, 0, 2, 2, len(rates) - 1])
+    assert severity.codes_spread(codes) == pytest.approx(severity.class_spread(rates))
+
+
+def test_calibration_restores_how_strongly_the_series_follow_the_score(data) -> None:
+    """A model whose series follow the hidden score only weakly (its released effects cut to
+    a fifth) draws stays whose own scores spread too little; the calibration scales the
+    score's effects back up until they spread as the released real scores do."""
+    enc, x, m, _, _ = data
+    scores = severity.score(x, m, enc.indices("gauss"))
+    codes = enc.encode_statics(to_grid(simulate_cohort(300, seed=5)).statics, scores)
+    z = effects.regression_inputs(enc, enc.static_condition(codes))
+    released = effects.release_effects(x, m, z, enc.indices("gauss"), torch.Generator(), 0.0)
+    k = enc.statics[enc.severity_index].n_classes
+    score_rates = np.bincount(codes[:, enc.severity_index], minlength=k) / len(codes)
+    score_rates = np.clip(score_rates, 1e-4, None)  # as released: no class is impossible
+    targets = calibration.Targets(
+        np.clip(m.mean(axis=(0, 1)), 1e-4, 1 - 1e-4), np.full(enc.n_variables, np.nan), 0.0,
+        [], severity_rates=score_rates,
+    )  # fmt: skip
+    torch.manual_seed(0)
+    model = StayModel(enc, ModelConfig(hidden=8, n_blocks=1, n_mix=2)).eval()
+    effects.initialise(model, enc, released, (m.sum(axis=1) > 0).sum(axis=0).astype(float))
+    severity.initialise_head(model, enc, score_rates)
+    off = enc.cond_offsets()[enc.severity_index]
+    on_score = model.value_cond.weight.view(model.n_vars, model.n_params, -1)[:, :, off]
+    with torch.no_grad():
+        on_score *= 0.2
+    weak = on_score.abs().sum().item()
+    gaps = calibration.calibrate(model, enc, targets, seed=3, n=400, rounds=6)
+    score_gaps = gaps["severity_spread_log_ratio"]
+    assert score_gaps[0] > 0.1  # drawn stays' scores spread too little ...
+    assert score_gaps[-1] < score_gaps[0] / 3  # ... and after calibration about as much
+    assert on_score.abs().sum().item() > 1.5 * weak  # by following the score more strongly

@@ -15,7 +15,11 @@ and :func:`calibrate` then moves one parameter per variable and target — the m
 the log-odds of the weight on the last value, the log-sd of values after the first — until
 stays sampled from the model reproduce the released figures. The rates release also carries
 the classes of the hidden severity score (module :mod:`severity`), which sampling is
-calibrated to.
+calibrated to; and the score of the stays drawn must spread as the released one does, which
+sets how strongly the series follow the score they were drawn for (one factor on all its
+effects: :func:`severity.scale_expression`). With a measurement release (module
+:mod:`measurement`), :data:`INTENSITY_ROUNDS` rounds first move how the statics and the score
+move each variable's measurement rate, then every round moves them with the rest.
 Everything after the releases is post-processing of DP outputs and costs no privacy.
 """
 
@@ -26,7 +30,9 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from clinsynth.generator import measurement, severity
 from clinsynth.generator.dp import clip_rows, gaussian_sum
+from clinsynth.generator.effects import regression_inputs
 from clinsynth.generator.encoding import Encoding
 from clinsynth.generator.features import EVER
 from clinsynth.generator.model import StayModel
@@ -35,7 +41,10 @@ from clinsynth.generator.sampling import sample_raw
 RATES_CLIP = 3.0  # l2 bound of one patient's rate vector (public; typical ICU stays: ~2)
 LAG_CLIP = 1.5  # l2 bound of one patient's lag-1 sums vector (public; simulated stays:
 # median 0.7, 90th percentile 1.6)
-LAG_Z_CLIP = 3.0  # demeaned values enter the lag-1 sums clipped to ±3 standardised units
+LAG_Z_CLIP = 6.0  # demeaned values enter the lag-1 sums clipped to ±6 standardised units: wide
+# enough for a sedated patient waking up (GCS 3 → 15 is 12 units); at ±3 the released GCS
+# lag-1 was 0.585 where the temporal audit, which does not clip, reads 0.69 (PhysioNet 2012)
+SPREAD_Z_CLIP = 3.0  # and the spread's squared deviations clipped to ±3
 SPREAD_CAP = 4.0  # one variable of one patient counts at most 4 units² (GCS's variance ~5)
 SPREAD_CLIP = 6.0  # l2 bound of one patient's within-stay squares vector (public; simulated
 # stays: median 3.2, 90th percentile 6.1; PhysioNet 2012: median 5.7, 90th percentile 8.3)
@@ -50,8 +59,13 @@ CALIBRATION_STAYS = 3000  # stays sampled per calibration round (a 2-pp target n
 # Monte Carlo error of a round well below 1 pp: patients differ a lot in how often they are
 # measured, e.g. invasive vs non-invasive blood pressure)
 CALIBRATION_ROUNDS = 6
+INTENSITY_ROUNDS = 3  # rounds before those that also move the measurement effects
 MIN_RATE = 1e-4  # released rates are clipped to [MIN_RATE, 1 - MIN_RATE]
 LAG_GAIN = 5.0  # log-odds of the last-value weight per unit of autocorrelation gap (~1/slope)
+EXPRESSION_GAIN = 3.0  # log factor per unit log spread ratio: the realised score's spread moves
+# by about a third of the log factor (PhysioNet 2012, ε = 4: factor 1 / 2 / 3 gave sd 0.66 /
+# 0.80 / 0.94, real 0.80), the rest of it is the noise of the drawn values
+MAX_EXPRESSION_STEP = float(np.log(2.0))  # no round more than doubles or halves it
 MAX_STEP = 3.0  # no single round moves a bias by more than this (log-odds)
 
 
@@ -82,6 +96,8 @@ class Targets:
     outcome_rates: list[np.ndarray]  # per outcome field: class probabilities
     severity_rates: np.ndarray | None = None  # of the severity score's classes (module severity)
     spread: np.ndarray | None = None  # [V] mean within_squares (NaN: not calibrated)
+    intensity: np.ndarray | None = None  # [C, V] mean measurement products (module measurement)
+    intensity_centre: np.ndarray | None = None  # [C] the inputs' centre those products use
 
     def to_dict(self) -> dict:
         return {
@@ -91,6 +107,10 @@ class Targets:
             "outcome_rates": [r.tolist() for r in self.outcome_rates],
             "severity_rates": None if self.severity_rates is None else self.severity_rates.tolist(),
             "spread": None if self.spread is None else _nan_to_none(self.spread),
+            "intensity": None if self.intensity is None else self.intensity.tolist(),
+            "intensity_centre": (
+                None if self.intensity_centre is None else self.intensity_centre.tolist()
+            ),
         }
 
     @classmethod
@@ -102,7 +122,12 @@ class Targets:
         severity = None if severity is None else np.asarray(severity, dtype=np.float64)
         spread = d.get("spread")  # models saved before this release have none
         spread = None if spread is None else _none_to_nan(spread)
-        return cls(rates, lag1, float(d["rate_noise_sd"]), outcomes, severity, spread)
+        extra = (_array_or_none(d.get(k)) for k in ("intensity", "intensity_centre"))
+        return cls(rates, lag1, float(d["rate_noise_sd"]), outcomes, severity, spread, *extra)
+
+
+def _array_or_none(values: list | None) -> np.ndarray | None:
+    return None if values is None else np.asarray(values, dtype=np.float64)
 
 
 def _nan_to_none(values: np.ndarray) -> list[float | None]:
@@ -113,20 +138,20 @@ def _none_to_nan(values: list[float | None]) -> np.ndarray:
     return np.array([np.nan if r is None else r for r in values], dtype=np.float64)
 
 
-def _demeaned(x: np.ndarray, m: np.ndarray) -> np.ndarray:
-    """Values minus the patient's own mean of each variable, clipped to ±:data:`LAG_Z_CLIP`
-    (0 where not measured): ``[N, T, V]``."""
+def _demeaned(x: np.ndarray, m: np.ndarray, clip: float) -> np.ndarray:
+    """Values minus the patient's own mean of each variable, clipped to ±``clip`` (0 where not
+    measured): ``[N, T, V]``."""
     seen = m > 0
     count = seen.sum(axis=1, keepdims=True)
     mean = np.where(seen, x, 0.0).sum(axis=1, keepdims=True) / np.maximum(count, 1)
-    return np.clip(np.where(seen, x - mean, 0.0), -LAG_Z_CLIP, LAG_Z_CLIP)
+    return np.clip(np.where(seen, x - mean, 0.0), -clip, clip)
 
 
 def lag1_sums(x: np.ndarray, m: np.ndarray) -> np.ndarray:
     """Per patient, per variable: (Σ a·b, Σ a², Σ b²) / (T - 1) over adjacent measured steps,
     with a, b the patient-demeaned values clipped to ±:data:`LAG_Z_CLIP`: ``[N, V, 3]``."""
     seen = m > 0
-    zc = _demeaned(x, m)
+    zc = _demeaned(x, m, LAG_Z_CLIP)
     pair = seen[:, :-1] & seen[:, 1:]
     a, b = np.where(pair, zc[:, :-1], 0.0), np.where(pair, zc[:, 1:], 0.0)
     sums = np.stack([(a * b).sum(1), (a * a).sum(1), (b * b).sum(1)], axis=-1)
@@ -135,7 +160,7 @@ def lag1_sums(x: np.ndarray, m: np.ndarray) -> np.ndarray:
 
 def within_squares(x: np.ndarray, m: np.ndarray, rates: np.ndarray) -> np.ndarray:
     """Per patient, per variable: the squared deviations of its values about the patient's own
-    mean (clipped as for the lag-1 sums), summed and divided by the variable's expected
+    mean (clipped to ±:data:`SPREAD_Z_CLIP`), summed and divided by the variable's expected
     measurements per stay (``T * rates``), capped at :data:`SPREAD_CAP`: ``[N, V]``.
 
     Their mean over patients is about the pooled within-stay variance the temporal audits see
@@ -143,7 +168,7 @@ def within_squares(x: np.ndarray, m: np.ndarray, rates: np.ndarray) -> np.ndarra
     and synthetic stays), on a scale where a lab measured twice a day weighs as much as an
     hourly vital; it needs no released denominator."""
     per_stay = x.shape[1] * np.clip(rates, MIN_RATE, 1.0)
-    return np.minimum((_demeaned(x, m) ** 2).sum(axis=1) / per_stay, SPREAD_CAP)
+    return np.minimum((_demeaned(x, m, SPREAD_Z_CLIP) ** 2).sum(axis=1) / per_stay, SPREAD_CAP)
 
 
 def lag1_from_sums(sums: np.ndarray) -> np.ndarray:
@@ -240,10 +265,12 @@ def calibrate(
     (lag-1) or half the log ratio (spread, a variance), with step sizes 1, 1, 1, 1/2, 1/3, ...
     (Robbins-Monro: later rounds average out the Monte Carlo noise of earlier ones instead of
     chasing it). The spread moves the weight from "measured before" into every mixture
-    component's log-sd, so the first value keeps the spread between patients. A bias shift
-    moves every state alike, so the pattern the model learned is kept. Returns the worst
-    absolute gaps measured in each round (rates in percentage points, spread as |log ratio|),
-    the last one after the final update.
+    component's log-sd, so the first value keeps the spread between patients. With a released
+    severity distribution, the score's effects on the value targets are scaled, by
+    :data:`EXPRESSION_GAIN` times the log ratio of the released to the drawn stays' score sd.
+    A bias shift moves every state alike, so the pattern the model learned is kept. Returns
+    the worst absolute gaps measured in each round (rates in percentage points, spread and the
+    score's spread as |log ratio|), the last one after the final update.
     """
     mask_bias = model.mask_head.bias
     k = model.config.n_mix
@@ -254,7 +281,14 @@ def calibrate(
     spread_target = no_target if targets.spread is None else targets.spread
     numeric = encoding.indices("gauss")
     gaps: dict[str, list[float]] = {"rate_pp": [], "lag1": [], "spread_log_ratio": []}
-    for i in range(rounds + 1):
+    scored = targets.severity_rates is not None
+    if scored:
+        gaps["severity_spread_log_ratio"] = []
+    # the measurement effects move first, in rounds of their own (they shift every rate)
+    first = 0 if targets.intensity is None else INTENSITY_ROUNDS
+    if first:
+        gaps["intensity"] = []
+    for i in range(first + rounds + 1):
         raw = sample_raw(model, encoding, n, seed + i, severity_rates=targets.severity_rates)
         rate = raw.m.mean(axis=(0, 1))
         lag1 = _lag1(raw.x, raw.m, numeric)
@@ -266,9 +300,23 @@ def calibrate(
             log_ratio = np.log(spread / spread_target)
         log_ratio = np.where(np.isfinite(log_ratio), log_ratio, 0.0)
         gaps["spread_log_ratio"].append(float(np.abs(log_ratio).max()))
-        if i == rounds:
+        if scored:  # the score of the stays drawn, against the released scores of real ones
+            realised = severity.codes_spread(raw.codes[:, encoding.severity_index])
+            score_log_ratio = np.log(
+                severity.class_spread(targets.severity_rates) / max(realised, 1e-6)
+            )
+            gaps["severity_spread_log_ratio"].append(float(abs(score_log_ratio)))
+        if targets.intensity is not None:
+            # the inputs the series were drawn from: those the measurement weights act on
+            z = regression_inputs(encoding, encoding.static_condition(raw.drawn))
+            got = measurement.sampled(z, raw.m, targets.intensity_centre, targets.rates)
+            intensity_gap = targets.intensity - got
+            gaps["intensity"].append(float(np.abs(intensity_gap).max()))
+        if i == first + rounds:
             break
-        weight = 1.0 / max(1, i - 1)  # 1, 1, 1, 1/2, 1/3, ...
+        weight = 1.0 / max(1, i - first - 1)  # 1, 1, 1, 1/2, 1/3, ... after the first rounds
+        if first:
+            measurement.calibrate_step(model, encoding, z, intensity_gap, weight)
         # rates near 0 or 1 move slowly in log-odds: the full step under-shoots, never over
         step = _logit(targets.rates) - _logit(np.clip(rate, 0.5 / (n * encoding.n_steps), 1.0))
         mask_bias += _as(np.clip(step, -MAX_STEP, MAX_STEP) * weight, mask_bias)
@@ -276,6 +324,10 @@ def calibrate(
         # the mean structure carries part of the variance: half its log ratio under-shoots
         sd_step = np.clip(-0.5 * log_ratio, -MAX_STEP, MAX_STEP) * weight
         later_log_sd += _as(sd_step, later_log_sd).unsqueeze(1)
+        if scored:
+            log_factor = EXPRESSION_GAIN * score_log_ratio * weight
+            log_factor = float(np.clip(log_factor, -MAX_EXPRESSION_STEP, MAX_EXPRESSION_STEP))
+            severity.scale_expression(model, encoding, float(np.exp(log_factor)), raw.drawn)
     return gaps
 
 

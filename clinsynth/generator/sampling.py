@@ -26,11 +26,14 @@ SAMPLE_CHUNK = 4096  # stays sampled together (bounds memory for very large n)
 
 @dataclass
 class RawSample:
-    """Model-space draws: static class codes ``[N,S]``, values and mask ``[N,T,V]``."""
+    """Model-space draws: static class codes ``[N,S]``, values and mask ``[N,T,V]``, and the
+    statics codes the series were drawn from (their severity class is the drawn one; ``codes``
+    carry the score of the stay actually drawn)."""
 
     codes: np.ndarray
     x: np.ndarray
     m: np.ndarray
+    drawn: np.ndarray | None = None
 
 
 @torch.no_grad()
@@ -143,13 +146,14 @@ def sample_raw(
         xs.append(x.cpu().numpy())
         ms.append(m.cpu().numpy())
     x, m = np.concatenate(xs), np.concatenate(ms)
+    drawn = codes.copy()
     # outcomes come last, given the statics and the stays just drawn: their severity is the
     # score of the drawn series (as in training), not the bin the series was drawn from
     codes[:, encoding.severity_index] = encoding.severity_codes(x, m)
     outcomes = range(encoding.n_static, len(encoding.statics))
     summary = torch.cat(summaries)
     sample_fields(model, encoding, codes, outcomes, gen, summary=summary, rates=outcome_rates)
-    return RawSample(codes, x, m)
+    return RawSample(codes, x, m, drawn)
 
 
 def to_cohort(

@@ -14,6 +14,15 @@ and the series given statics and score (started from a DP release of how the sco
 statics move each variable: module :mod:`effects`); sampling draws the score first, then the
 series. The outcome model reads the score of the stay actually drawn. The score is never
 exported.
+
+How strongly the series follow the score they were drawn for is calibrated after training
+(module :mod:`calibration`). The released effects are shrunk by their noise, and many are
+shrunk to 0, so stays drawn for a score came out much milder. On PhysioNet 2012 (ε = 4) the
+drawn stays' own scores had sd 0.66 against 0.80 real, and they rose only 0.32 per unit of the
+score drawn. One factor on all the score's effects, set so that the drawn stays' scores
+spread as the released real ones do, brings back what the score stands for: the drawn stays'
+scores then rise 0.67 per unit of the score drawn, the score alone predicts death with AUROC
+0.77 (0.71 before, 0.77 real), and creatinine's tie to it goes 0.26 → 0.57 (real 0.52).
 """
 
 from __future__ import annotations
@@ -51,3 +60,40 @@ def initialise_head(model: StayModel, encoding: Encoding, rates: np.ndarray) -> 
     the score moves each variable is released with the statics' effects (module effects)."""
     head = model.fields.heads[encoding.severity_index][-1]
     head.bias.copy_(torch.as_tensor(np.log(rates), dtype=head.bias.dtype))
+
+
+def _centres() -> np.ndarray:
+    return (EDGES[:-1] + EDGES[1:]) / 2
+
+
+def class_spread(rates: np.ndarray) -> float:
+    """Standard deviation of the score (bin centres) under class probabilities ``rates`` (the
+    missing class, last, left out): the released spread of real stays' scores."""
+    p = np.asarray(rates[: len(EDGES) - 1], dtype=np.float64)
+    p = p / max(p.sum(), 1e-12)
+    centres = _centres()
+    return float(np.sqrt(p @ (centres - p @ centres) ** 2))
+
+
+def codes_spread(codes: np.ndarray) -> float:
+    """The same for the score classes ``codes [N]`` of some stays (missing ones left out)."""
+    present = codes[codes < len(EDGES) - 1]
+    return float(_centres()[present].std()) if len(present) else 0.0
+
+
+@torch.no_grad()
+def scale_expression(
+    model: StayModel, encoding: Encoding, factor: float, codes: np.ndarray
+) -> None:
+    """Multiply how strongly the score moves every numeric variable's value targets by
+    ``factor``, keeping the average target over the stays drawn with statics ``codes`` in
+    place."""
+    off = encoding.cond_offsets()[encoding.severity_index]
+    mean = float(encoding.static_condition(codes)[:, off].mean())
+    k, p = model.config.n_mix, model.n_params
+    weight = model.value_cond.weight.view(model.n_vars, p, -1)
+    bias = model.value_head.bias.view(model.n_vars, p)
+    for v in encoding.indices("gauss"):
+        old = weight[v, k : 2 * k, off].clone()
+        weight[v, k : 2 * k, off] = old * factor
+        bias[v, k : 2 * k] -= (factor - 1.0) * old * mean

@@ -7,6 +7,7 @@ use their own seeded generators, and sampling uses a generator seeded from the s
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import time
 import warnings
@@ -20,7 +21,7 @@ import torch
 
 from clinsynth.cohort import Cohort
 from clinsynth.errors import ClinsynthError
-from clinsynth.generator import calibration, effects, outcome_head, priors, severity
+from clinsynth.generator import calibration, effects, measurement, outcome_head, priors, severity
 from clinsynth.generator.encoding import Encoding
 from clinsynth.generator.features import stay_summary, teacher_forced_features
 from clinsynth.generator.model import ModelConfig, StayModel
@@ -164,6 +165,15 @@ class SequenceSynthesizer:
         )  # fmt: skip
         measured = priors.measured_counts(released)
         effects.initialise(model, self.encoding, released_effects, measured)
+        # and one for how they move how often each variable is measured (module measurement),
+        # about the effects release's mean inputs; a calibration target
+        intensity_sigma = measurement.release_sigma(self.epsilon) if self.dp else 0.0
+        centre = released_effects.inputs / n
+        rates = self.targets_.rates
+        intensity = measurement.release(inputs, m, centre, rates, gen, intensity_sigma)
+        self.targets_ = dataclasses.replace(
+            self.targets_, intensity=intensity, intensity_centre=centre
+        )
         severity.initialise_head(model, self.encoding, self.targets_.severity_rates)
         head_sigma = outcome_head.outcome_sigma(self.epsilon) if self.dp else 0.0
         config = TrainingConfig(
@@ -180,6 +190,7 @@ class SequenceSynthesizer:
                 (
                     (sigma, 1.0, 1),
                     (effects_sigma, 1.0, 1),
+                    (intensity_sigma, 1.0, 1),
                     *calibration.mechanisms(target_sigma),
                     (head_sigma, 1.0, outcome_head.STEPS),
                 )
@@ -281,6 +292,16 @@ class SequenceSynthesizer:
                 "clip_norm": effects.CLIP,
                 "composed_with_dp_sgd": True,
             },
+            "dp_release_measurement": {
+                "what": "one Gaussian mechanism: per patient, its statics conditioning inputs "
+                "(centred on the effects release's mean) times each variable's clipped log "
+                "measurement intensity (measurements against the released rates); sampled "
+                "stays are calibrated to reproduce these products (how the statics and the "
+                "score move how often each variable is measured)",
+                "noise_multiplier": measurement.release_sigma(self.epsilon) if self.dp else None,
+                "clip_norm": measurement.CLIP,
+                "composed_with_dp_sgd": True,
+            },
             "dp_outcome_heads": {
                 "what": "the outcome heads (logistic model of the outcomes given the statics "
                 "and a whole-stay summary) fitted by full-batch gradient descent with "
@@ -296,7 +317,8 @@ class SequenceSynthesizer:
                 "lag-1 sums of demeaned values per numeric variable, and each patient's "
                 "squared deviations about its own mean per numeric variable, per expected "
                 "measurement (the released rates); sampled rates, classes, lag-1 "
-                "autocorrelations and within-stay variances are calibrated to them "
+                "autocorrelations and within-stay variances are calibrated to them, and "
+                "the spread of the drawn stays' own severity scores to the released classes' "
                 "(post-processing)",
                 "noise_multiplier": calibration.release_sigma(self.epsilon) if self.dp else None,
                 "spread_noise_multiplier": (
@@ -318,8 +340,9 @@ class SequenceSynthesizer:
                 "and dynamics, static distributions, missingness",
             ],
             "budget_split": (
-                "all mechanisms are composed by one accountant; the six releases have fixed "
+                "all mechanisms are composed by one accountant; the seven releases have fixed "
                 "noise multipliers scaled as 1/ε (prior release 16/ε, effects release 16/ε, "
+                "measurement release 16/ε, "
                 "rates and lag-1 releases 12/ε each, spread release 24/ε, outcome heads 60/ε "
                 "per step over 50 steps) and DP-SGD's noise is solved for what remains of (ε, δ)"
             ),
