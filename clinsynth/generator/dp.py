@@ -133,3 +133,11 @@ def gaussian_sum(rows: np.ndarray, clip: float, sigma: float, gen: torch.Generat
     rows = clip_rows(rows, clip)
     noise = torch.normal(0.0, max(sigma * clip, 1e-30), size=(rows.shape[1],), generator=gen)
     return rows.sum(axis=0) + noise.double().numpy()
+
+
+def shrink_to_noise(estimate: np.ndarray, sd: np.ndarray | float) -> np.ndarray:
+    """``estimate`` of a released quantity, each entry shrunk towards 0 by its noise ``sd``
+    (factor ``1 - (2 sd / estimate)²``, at least 0): entries the noise could have made are
+    dropped instead of acted on; ``sd = 0`` keeps the estimate."""
+    floor = 1e-24  # an exact 0 stays 0
+    return estimate * np.clip(1.0 - (2.0 * sd) ** 2 / np.maximum(estimate**2, floor), 0.0, 1.0)

@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import torch
 
-from clinsynth.generator.dp import gaussian_sum
+from clinsynth.generator.dp import gaussian_sum, shrink_to_noise
 from clinsynth.generator.encoding import NUMERIC_COND_SCALE
 
 if TYPE_CHECKING:
@@ -171,8 +171,7 @@ def coefficients(effects: Effects, measured: np.ndarray) -> np.ndarray:
     )
     beta = inverse @ cov * LEVEL_CLIP
     beta_sd = np.sqrt((inverse**2) @ cov_sd**2) * LEVEL_CLIP
-    shrink = np.clip(1.0 - (2.0 * beta_sd) ** 2 / np.maximum(beta**2, 1e-12), 0.0, 1.0)
-    return np.where(measured > MIN_STAYS, beta * shrink, 0.0)
+    return np.where(measured > MIN_STAYS, shrink_to_noise(beta, beta_sd), 0.0)
 
 
 @torch.no_grad()

@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import torch
 
-from clinsynth.generator.dp import clip_rows, gaussian_sum
+from clinsynth.generator.dp import clip_rows, gaussian_sum, shrink_to_noise
 from clinsynth.generator.effects import input_scale
 
 if TYPE_CHECKING:
@@ -78,10 +78,7 @@ def release(
     ``m [N, T, V]``), each entry shrunk towards 0 by its noise (``sigma = 0``: exact)."""
     n, c = z.shape
     total = gaussian_sum(products(z, centre, m, rates), CLIP, sigma, gen)
-    mean = total.reshape(c, -1) / n
-    sd = sigma * CLIP / n
-    shrink = np.clip(1.0 - (2.0 * sd) ** 2 / np.maximum(mean**2, 1e-24), 0.0, 1.0)
-    return mean * shrink
+    return shrink_to_noise(total.reshape(c, -1) / n, sigma * CLIP / n)
 
 
 def sampled(z: np.ndarray, m: np.ndarray, centre: np.ndarray, rates: np.ndarray) -> np.ndarray:
