@@ -245,6 +245,9 @@ def run_one(real: RealStays, epsilon: float, args: argparse.Namespace) -> dict:
         "sample_s": sample_s,
         "peak_rss_gb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024**2,
     }
+    # schema rules kept while sampling: the share of bounded cells the model drew outside
+    for name, tally in synth.provenance["rules_kept_while_sampling"]["variables"].items():
+        row[f"rule_redrawn_pct_{name}"] = 100 * tally["redrawn_share"]
     row.update(quality(real, synth, seed=args.seed))
     if args.tstr_draws > 1:
         tstr = tstr_over_draws(synth_model, real, args.n, args.tstr_draws, args.seed)

@@ -102,6 +102,26 @@ def _audit_table(checks: list[dict[str, Any]]) -> list[str]:
     return lines
 
 
+def _rule_lines(kept: dict[str, Any] | None) -> list[str]:
+    """How often sampling had to keep a schema rule: readers must know that these rules hold
+    by construction, and how far the model alone was from them."""
+    if not kept or not kept.get("variables"):
+        return []
+    shares = ", ".join(
+        f"{name} {t['redrawn_share']:.1%} of {t['cells_bounded']:,}"
+        for name, t in kept["variables"].items()
+    )
+    lines = [
+        "The schema's cross-variable rules (e.g. diastolic below systolic pressure) were kept "
+        "while sampling: a value the model drew outside a rule, given the values measured with "
+        f"it, was drawn again from the model within the rule ({shares} bounded values). These "
+        "rules therefore hold in this data by construction.",
+    ]
+    if kept.get("not_enforced"):
+        lines.append(f"Not kept that way: {'; '.join(kept['not_enforced'])}.")
+    return ["", *lines]
+
+
 def render_datasheet(vetted: VettedRun, summary: ExportSummary) -> str:
     """The DATASHEET.md text for one export."""
     run = vetted.manifest
@@ -136,6 +156,7 @@ def render_datasheet(vetted: VettedRun, summary: ExportSummary) -> str:
         "## How it was made",
         "",
         *_how_made(privacy, n_real),
+        *_rule_lines(run.get("rules_kept_while_sampling")),
         "",
         *_privacy_lines(privacy),
         f"- random seeds: {_seeds(run.get('seeds'))}",

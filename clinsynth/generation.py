@@ -164,6 +164,7 @@ def generate_run(
             "config": config,
             "seeds": {"subsample": seed, "split": seed, "training": seed, "sampling": seed},
             "privacy": json_safe(synth.privacy_report()),
+            "rules_kept_while_sampling": synthetic.provenance.get("rules_kept_while_sampling"),
             "lineage": lineage,
             "versions": {**package_versions(), **environment()},
             "timings": {k: round(v, 3) for k, v in timings.items()},

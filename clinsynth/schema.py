@@ -151,6 +151,15 @@ class Rule(_Strict):
         return [n for n in names if n is not None]
 
 
+class Panel(_Strict):
+    """Variables that one measurement yields together (one arterial-line reading, one blood
+    sample sent for a panel): the generator draws whether they are measured jointly."""
+
+    name: str
+    variables: list[str] = Field(min_length=2)
+    description: str = ""
+
+
 class Layout(_Strict):
     """How the analyst's file is laid out; export writes back in the same layout."""
 
@@ -199,6 +208,7 @@ class Schema(_Strict):
     outcomes: list[OutcomeField] = Field(default_factory=list)
     variables: list[Variable] = Field(min_length=1)
     rules: list[Rule] = Field(default_factory=list)
+    panels: list[Panel] = Field(default_factory=list)
 
     @model_validator(mode="after")
     def _names(self) -> Schema:
@@ -217,6 +227,13 @@ class Schema(_Strict):
             unknown = [n for n in rule.variables if n not in known]
             if unknown:
                 raise ValueError(f"rule names unknown variables: {unknown}")
+        in_panels = [n for panel in self.panels for n in panel.variables]
+        unknown = [n for n in in_panels if n not in known]
+        if unknown:
+            raise ValueError(f"panel names unknown variables: {unknown}")
+        twice = sorted({n for n in in_panels if in_panels.count(n) > 1})
+        if twice:
+            raise ValueError(f"variables in more than one panel: {twice}")
         return self
 
     @property

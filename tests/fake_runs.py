@@ -120,6 +120,10 @@ def make_run(
             "epochs": 1,
             "steps": 10,
         },
+        "rules_kept_while_sampling": {
+            "variables": {"FiO2": {"cells_bounded": 2496, "redrawn": 267, "redrawn_share": 0.107}},
+            "not_enforced": [],
+        },
         "versions": package_versions(),
         "timings": {},
     }

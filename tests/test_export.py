@@ -110,6 +110,8 @@ def test_non_dp_run_exports_only_when_explicitly_allowed(tmp_path: Path) -> None
     export_run(run, tmp_path / "out", allow_non_dp=True)
     datasheet = (tmp_path / "out" / "DATASHEET.md").read_text()
     assert "NOT differentially private" in datasheet
+    # the rules the sampler kept are named with how much it repaired
+    assert "kept while sampling" in datasheet and "FiO2 10.7% of 2,496" in datasheet
 
 
 def test_refuses_existing_export_unless_force(tmp_path: Path) -> None:

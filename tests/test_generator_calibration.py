@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 import torch
@@ -110,8 +112,14 @@ def _spread(enc: Encoding, raw, rates: np.ndarray) -> np.ndarray:
 def test_calibration_moves_an_untrained_model_onto_the_targets(data) -> None:
     """An untrained model measures almost nothing; calibration must bring every variable's rate
     to its target and move lag-1 autocorrelation towards an (artificial) target of 0.9 and the
-    within-stay spread towards (artificial) targets from 0.05 to 0.5."""
+    within-stay spread towards (artificial) targets from 0.05 to 0.5.
+
+    The targets are set per variable without regard to the schema's rules and panels (cuff
+    diastolic pressure is given more spread than systolic, partners of one panel different
+    rates), so the sampler here ignores them: the rules would make some targets unreachable.
+    The calibration of the full sampler is measured on real data in the generator benchmark."""
     enc, _, _, numeric, _ = data
+    enc = replace(enc, bounds=(), mask_source=None)
     torch.manual_seed(0)
     model = StayModel(enc, ModelConfig(hidden=8, n_blocks=1, n_mix=2)).eval()
     rates = np.linspace(0.05, 0.6, enc.n_variables)

@@ -64,6 +64,9 @@ def test_run_directory_layout_and_manifest(run_dir: Path, data: Path) -> None:
     privacy = manifest["privacy"]
     assert 0 < privacy["epsilon"] <= 4.0 and privacy["delta"] == pytest.approx(1 / 4000)
     assert manifest["config"]["n_synthetic"] == 30 and manifest["config"]["epochs"] == 1
+    kept = manifest["rules_kept_while_sampling"]  # counted, not hidden
+    assert set(kept["variables"]) <= {"DiasABP", "MAP", "NIDiasABP", "NIMAP", "FiO2"}
+    assert all(t["cells_bounded"] >= t["redrawn"] >= 0 for t in kept["variables"].values())
     for rel, digest in manifest["files"].items():
         assert sha256_file(run_dir / rel) == digest
     assert set(manifest["files"]) >= {"model.pt", "synthetic/cohort.csv"}

@@ -229,6 +229,24 @@ def test_rule_naming_an_unknown_variable_is_refused(tmp_path):
     assert re.search(r"rule names unknown variables: \['MAP'\]", _error(tmp_path, data))
 
 
+def _panel(*names: str) -> dict:
+    return {"name": "p", "variables": list(names)}
+
+
+@pytest.mark.parametrize(
+    "panels, message",
+    [
+        ([_panel("SBP", "MAP")], r"panel names unknown variables: \['MAP'\]"),
+        ([_panel("SBP", "DBP"), _panel("DBP", "HR")], r"in more than one panel: \[.DBP.\]"),
+        ([_panel("SBP")], r"panels.0.variables"),
+    ],
+)
+def test_a_panel_must_name_two_or_more_known_variables_once(tmp_path, panels, message):
+    data = _minimal()
+    data["panels"] = panels
+    assert re.search(message, _error(tmp_path, data))
+
+
 def test_rule_missing_its_fields_is_refused(tmp_path):
     data = _minimal()
     data["rules"] = [{"kind": "implies", "when": "HR", "then": "SBP"}]

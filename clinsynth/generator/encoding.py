@@ -22,6 +22,7 @@ import numpy as np
 
 from clinsynth.errors import ClinsynthError
 from clinsynth.generator import severity
+from clinsynth.generator.constraints import Bound, compile_rules
 from clinsynth.schema import BaseField, Schema, VariableType
 
 STATIC_BINS = 40
@@ -184,11 +185,22 @@ class Encoding:
     n_static: int  # how many of ``statics`` are statics proper (the rest are outcomes)
     n_steps: int
     step_hours: float
+    bounds: tuple[Bound, ...] = ()  # the schema's rules, kept while sampling (constraints)
+    unenforced_rules: tuple[str, ...] = ()
+    # per variable: the variable whose uniform decides whether it is measured in a step (the
+    # first of its schema panel; itself when in none): a panel is measured together
+    mask_source: tuple[int, ...] | None = None
 
     @classmethod
     def from_schema(cls, schema: Schema) -> Encoding:
         """The schema's statics, the hidden severity score (:mod:`severity`), the outcomes."""
         latent = StaticCoding(severity.NAME, "numeric", len(severity.EDGES), None, severity.EDGES)
+        bounds, unenforced = compile_rules(schema)
+        index = {name: i for i, name in enumerate(schema.variable_names)}
+        source = list(range(len(schema.variables)))
+        for panel in schema.panels:
+            for name in panel.variables:
+                source[index[name]] = index[panel.variables[0]]
         return cls(
             variables=[variable_coding(v) for v in schema.variables],
             statics=[
@@ -199,6 +211,9 @@ class Encoding:
             n_static=len(schema.statics) + 1,
             n_steps=schema.grid.n_steps,
             step_hours=schema.grid.step_hours,
+            bounds=bounds,
+            unenforced_rules=tuple(unenforced),
+            mask_source=tuple(source),
         )
 
     @property

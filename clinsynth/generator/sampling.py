@@ -1,8 +1,11 @@
 """Ancestral sampling of synthetic stays from a trained :class:`StayModel`, then back to a Cohort.
 
 Statics field by field, then the grid step by step: within a step the measurement mask is drawn
-(independently per variable given the history), then the values of the measured variables in
-schema order (each sees the co-measured ones before it), then the outcomes given the stay.
+(per variable given the history; the variables of one schema panel, which a single reading or
+blood sample yields, share one uniform, so they are measured together as far as their
+probabilities allow while each keeps its own rate), then the values of the measured variables in
+schema order (each sees the co-measured ones before it, and the schema's cross-variable rules
+bound it given them: module constraints), then the outcomes given the stay.
 Everything is drawn from one seeded ``torch.Generator`` (and one numpy generator for within-bin
 / within-step jitter), so the same model and seed give the same cohort.
 """
@@ -16,24 +19,28 @@ import pandas as pd
 import torch
 
 from clinsynth.cohort import Cohort
+from clinsynth.generator.constraints import StepConstraints
 from clinsynth.generator.encoding import Encoding
 from clinsynth.generator.features import History, stay_summary
 from clinsynth.generator.model import StayModel
 from clinsynth.schema import Schema
 
 SAMPLE_CHUNK = 4096  # stays sampled together (bounds memory for very large n)
+REDRAW_SEED = 7919  # offset of the seed of the rule redraws' own stream (module constraints)
 
 
 @dataclass
 class RawSample:
     """Model-space draws: static class codes ``[N,S]``, values and mask ``[N,T,V]``, and the
     statics codes the series were drawn from (their severity class is the drawn one; ``codes``
-    carry the score of the stay actually drawn)."""
+    carry the score of the stay actually drawn); ``rules``: how often the schema's rules had to
+    redraw a value (:meth:`constraints.RuleTally.to_dict`)."""
 
     codes: np.ndarray
     x: np.ndarray
     m: np.ndarray
     drawn: np.ndarray | None = None
+    rules: dict | None = None
 
 
 @torch.no_grad()
@@ -78,9 +85,16 @@ def calibration_shift(logits: torch.Tensor, target: torch.Tensor, rounds: int = 
 
 @torch.no_grad()
 def sample_series(
-    model: StayModel, cond: torch.Tensor, gen: torch.Generator
+    model: StayModel,
+    cond: torch.Tensor,
+    gen: torch.Generator,
+    constraints: StepConstraints | None = None,
+    mask_source: tuple[int, ...] | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Draw ``x, m [B, T, V]`` step by step given the statics conditioning ``cond [B, C]``."""
+    """Draw ``x, m [B, T, V]`` step by step given the statics conditioning ``cond [B, C]``,
+    each step's values kept within ``constraints`` (none: the model's draws as they are) and
+    variable v measured when the uniform of ``mask_source[v]`` falls below its probability
+    (none: independent uniforms)."""
     batch, device = cond.shape[0], cond.device
     n_vars = model.n_vars
     hist = History(batch, model.value_scale, model.value_shift, model.n_steps)
@@ -94,6 +108,8 @@ def sample_series(
         out = model.step(per_var, glob, cond, cache, t)
         logit, params = out[..., 0], out[..., 1:]
         u = torch.rand(batch, n_vars, generator=gen, device=device)
+        if mask_source is not None:
+            u = u[:, list(mask_source)]
         m_t = (u < torch.sigmoid(logit)).float()
         logw, mu, log_sigma = model.mixture(params, per_var, torch.zeros_like(logit))
         shift = torch.zeros(batch, n_vars, device=device)
@@ -105,6 +121,12 @@ def sample_series(
                 noise = torch.randn(batch, generator=gen, device=device)
                 mean = mu[rows, v, comp] + shift[:, v]
                 x_t[:, v] = mean + noise * log_sigma[rows, v, comp].exp()
+                limits = None if constraints is None else constraints.limits(v, x_t, m_t)
+                if limits is not None:
+                    x_t[:, v] = constraints.enforce(
+                        v, x_t[:, v], limits, logw[:, v], mu[:, v] + shift[:, v : v + 1],
+                        log_sigma[:, v].exp(),
+                    )  # fmt: skip
             elif binary[v]:
                 u = torch.rand(batch, generator=gen, device=device)
                 x_t[:, v] = (u < torch.sigmoid(params[:, v, 0])).float()
@@ -139,9 +161,10 @@ def sample_raw(
     sample_fields(model, encoding, codes, range(encoding.n_static), gen, rates=static_rates)
     scale, shift = model.value_scale, model.value_shift
     xs, ms, summaries = [], [], []
+    constraints = StepConstraints(encoding.bounds, encoding.variables, seed + REDRAW_SEED)
     for start in range(0, n, SAMPLE_CHUNK):
         cond = torch.from_numpy(encoding.static_condition(codes[start : start + SAMPLE_CHUNK]))
-        x, m = sample_series(model, cond.to(device), gen)
+        x, m = sample_series(model, cond.to(device), gen, constraints, encoding.mask_source)
         summaries.append(stay_summary(x, m, scale, shift))
         xs.append(x.cpu().numpy())
         ms.append(m.cpu().numpy())
@@ -153,7 +176,9 @@ def sample_raw(
     outcomes = range(encoding.n_static, len(encoding.statics))
     summary = torch.cat(summaries)
     sample_fields(model, encoding, codes, outcomes, gen, summary=summary, rates=outcome_rates)
-    return RawSample(codes, x, m, drawn)
+    names = [v.name for v in encoding.variables]
+    rules = constraints.tally.to_dict(encoding.bounds, names, list(encoding.unenforced_rules))
+    return RawSample(codes, x, m, drawn, rules)
 
 
 def to_cohort(

@@ -247,6 +247,7 @@ class SequenceSynthesizer:
             "sample_seed": int(seed),
             "n_patients": n,
             "privacy": self.privacy_report(),
+            "rules_kept_while_sampling": raw.rules,
         }
         return to_cohort(raw, self.encoding, self.schema, int(seed), provenance)
 
