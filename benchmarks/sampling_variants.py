@@ -3,9 +3,11 @@
 Samples the same trained model (a file from ``generate_physionet.py --save``) three ways, with
 the same seed, and prints the generator benchmark's quality figures and every audit check:
 
-- ``model``: the model's own draws (no rules, no panels);
+- ``model``: the model's own draws (no rules, no panels, no blood-draw coupling);
 - ``rules``: the schema's cross-variable rules kept while sampling (module constraints);
-- ``rules+panels``: and each schema panel's variables measured together (a shared uniform).
+- ``rules+panels``: and each schema panel's variables measured together (a shared uniform);
+- ``rules+panels+draws``: and the blood-drawn variables' uniforms tied by the model's
+  calibrated draw coupling (module draws) — what ``sample`` does.
 
 The real split is the benchmark's (2,000 members / 2,000 non-members of set-a, by ``--seed``);
 the non-members are both the test set of the quality figures and the audits' holdout.
@@ -34,14 +36,16 @@ from clinsynth.generator import SequenceSynthesizer  # noqa: E402
 from clinsynth.generator.encoding import Encoding  # noqa: E402
 from clinsynth.schema import load_schema  # noqa: E402
 
-VARIANTS = ("model", "rules", "rules+panels")
+VARIANTS = ("model", "rules", "rules+panels", "rules+panels+draws")
 
 
 def variant_encoding(encoding: Encoding, variant: str) -> Encoding:
     if variant == "model":
-        return dataclasses.replace(encoding, bounds=(), mask_source=None)
+        return dataclasses.replace(encoding, bounds=(), mask_source=None, drawn_from_blood=())
     if variant == "rules":
-        return dataclasses.replace(encoding, mask_source=None)
+        return dataclasses.replace(encoding, mask_source=None, drawn_from_blood=())
+    if variant == "rules+panels":
+        return dataclasses.replace(encoding, drawn_from_blood=())
     return encoding
 
 

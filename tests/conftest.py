@@ -29,3 +29,22 @@ def private_registry(
     path = tmp_path_factory.mktemp("registry") / "registry.jsonl"
     monkeypatch.setenv(REGISTRY_ENV, str(path))
     return path
+
+
+@pytest.fixture(scope="session")
+def simulated_model_space():
+    """300 simulated stays in model space: (encoding, values, mask, static codes), as training
+    sees them (dequantised, encoded, with the severity score's class)."""
+    import numpy as np
+
+    from clinsynth.generator import severity
+    from clinsynth.generator.encoding import Encoding
+    from clinsynth.grid import to_grid
+    from clinsynth.simulate import simulate_cohort
+
+    cohort = simulate_cohort(300, seed=5)
+    enc = Encoding.from_schema(cohort.schema)
+    grid = to_grid(cohort)
+    x, m = enc.encode_series(enc.dequantise(grid.values, np.random.default_rng(0)))
+    codes = enc.encode_statics(grid.statics, severity.score(x, m, enc.indices("gauss")))
+    return enc, x, m, codes

@@ -19,7 +19,11 @@ calibrated to; and the score of the stays drawn must spread as the released one 
 sets how strongly the series follow the score they were drawn for (one factor on all its
 effects: :func:`severity.scale_expression`). With a measurement release (module
 :mod:`measurement`), :data:`INTENSITY_ROUNDS` rounds first move how the statics and the score
-move each variable's measurement rate, then every round moves them with the rest.
+move each variable's measurement rate, then every round moves them with the rest. The rates
+release also carries how often a patient had blood drawn, which sets how strongly the labs of
+different panels are drawn in the same rounds (module :mod:`draws`). A fourth
+release, of how long after a measurement each variable is measured again (module
+:mod:`intervals`), moves the weights of the time-since-measured features in every round.
 Everything after the releases is post-processing of DP outputs and costs no privacy.
 """
 
@@ -30,7 +34,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from clinsynth.generator import measurement, severity
+from clinsynth.generator import draws, intervals, measurement, severity
 from clinsynth.generator.dp import clip_rows, gaussian_sum
 from clinsynth.generator.effects import regression_inputs
 from clinsynth.generator.encoding import Encoding
@@ -51,6 +55,8 @@ SPREAD_CLIP = 6.0  # l2 bound of one patient's within-stay squares vector (publi
 SPREAD_NOISE = 2.0  # the spread release's noise multiplier is twice the other two's: a ratio
 # target needs less precision, and at 12/ε it would raise the DP-SGD noise by 15% (3.05 ->
 # 3.52 at ε = 4; 3.16 at 24/ε)
+INTERVAL_NOISE = 2.0  # and so is the interval release's: at 12/ε it raised the DP-SGD noise
+# by a fifth (3.41 -> 4.11 at ε = 4); hazards of a few buckets need less precision than rates
 SPREAD_RELIABLE = 4.0  # a spread target is used if its sum is 4 noise sd above zero (variance
 # ratio error at most ~1/4, sd ~1/8)
 SIGMA_TIMES_EPS = 12.0  # noise multiplier 12/ε per release: 3 at ε = 4 (rate noise ~0.45 pp)
@@ -58,7 +64,7 @@ RELIABLE = 10.0  # a lag-1 target is used only if its sums are 10 noise sd above
 CALIBRATION_STAYS = 3000  # stays sampled per calibration round (a 2-pp target needs the
 # Monte Carlo error of a round well below 1 pp: patients differ a lot in how often they are
 # measured, e.g. invasive vs non-invasive blood pressure)
-CALIBRATION_ROUNDS = 6
+CALIBRATION_ROUNDS = 8  # 6 before the interval and draw targets, which settle with the rates
 INTENSITY_ROUNDS = 3  # rounds before those that also move the measurement effects
 MIN_RATE = 1e-4  # released rates are clipped to [MIN_RATE, 1 - MIN_RATE]
 LAG_GAIN = 5.0  # log-odds of the last-value weight per unit of autocorrelation gap (~1/slope)
@@ -81,9 +87,15 @@ def spread_sigma(sigma: float) -> float:
     return SPREAD_NOISE * sigma
 
 
+def interval_sigma(sigma: float) -> float:
+    """Noise multiplier of the interval release when the rates and lag-1 run at ``sigma``."""
+    return INTERVAL_NOISE * sigma
+
+
 def mechanisms(sigma: float) -> tuple[tuple[float, float, int], ...]:
-    """The three releases as accountant entries ``(noise multiplier, sampling rate, steps)``."""
-    return ((sigma, 1.0, 2), (spread_sigma(sigma), 1.0, 1))
+    """The four releases (rates and lag-1 at ``sigma``, spread and intervals at their own) as
+    accountant entries ``(noise multiplier, sampling rate, steps)``."""
+    return ((sigma, 1.0, 2), (spread_sigma(sigma), 1.0, 1), (interval_sigma(sigma), 1.0, 1))
 
 
 @dataclass
@@ -98,6 +110,9 @@ class Targets:
     spread: np.ndarray | None = None  # [V] mean within_squares (NaN: not calibrated)
     intensity: np.ndarray | None = None  # [C, V] mean measurement products (module measurement)
     intensity_centre: np.ndarray | None = None  # [C] the inputs' centre those products use
+    intervals: np.ndarray | None = None  # [V, B] mean interval bucket shares (module intervals)
+    interval_noise_sd: float = 0.0  # noise sd on each of them
+    draw_share: float | None = None  # mean share of steps with a blood draw (module draws)
 
     def to_dict(self) -> dict:
         return {
@@ -111,6 +126,9 @@ class Targets:
             "intensity_centre": (
                 None if self.intensity_centre is None else self.intensity_centre.tolist()
             ),
+            "intervals": None if self.intervals is None else self.intervals.tolist(),
+            "interval_noise_sd": self.interval_noise_sd,
+            "draw_share": self.draw_share,
         }
 
     @classmethod
@@ -123,7 +141,21 @@ class Targets:
         spread = d.get("spread")  # models saved before this release have none
         spread = None if spread is None else _none_to_nan(spread)
         extra = (_array_or_none(d.get(k)) for k in ("intensity", "intensity_centre"))
-        return cls(rates, lag1, float(d["rate_noise_sd"]), outcomes, severity, spread, *extra)
+        gaps = _array_or_none(d.get("intervals"))  # models saved before this release: none
+        gap_sd = float(d.get("interval_noise_sd", 0.0))
+        noise = float(d["rate_noise_sd"])
+        return cls(
+            rates,
+            lag1,
+            noise,
+            outcomes,
+            severity,
+            spread,
+            *extra,
+            gaps,
+            gap_sd,
+            d.get("draw_share"),
+        )
 
 
 def _array_or_none(values: list | None) -> np.ndarray | None:
@@ -186,14 +218,17 @@ def release_targets(
     gen: torch.Generator,
     sigma: float,
 ) -> Targets:
-    """The three Gaussian releases, from model-space values and masks ``[N, T, V]`` and the
+    """The four Gaussian releases, from model-space values and masks ``[N, T, V]`` and the
     static/outcome class ``codes [N, S]``.
 
-    Rates: each patient's share of measured steps per variable (a vector in [0, 1]^V) and the
-    one-hot class of each outcome field and of the severity score, clipped to
+    Rates: each patient's share of measured steps per variable (a vector in [0, 1]^V), its
+    share of steps with a blood draw (:func:`draws.draw_share`, when the schema has two or more
+    blood-drawn variables) and the one-hot class of each outcome field and of the severity
+    score, clipped to
     :data:`RATES_CLIP`. Lag-1: each patient's :func:`lag1_sums` of the numeric variables,
     clipped to :data:`LAG_CLIP`. Spread: each patient's :func:`within_squares` of the numeric
-    variables (scaled by the rates just released), clipped to :data:`SPREAD_CLIP`. Sums get
+    variables (scaled by the rates just released), clipped to :data:`SPREAD_CLIP`. Intervals:
+    :func:`intervals.release` (at ``INTERVAL_NOISE * sigma``). Sums get
     noise of sd ``sigma * clip`` (spread: ``SPREAD_NOISE * sigma * clip``) and are divided by
     N (public). ``sigma = 0``: exact (no DP only).
     """
@@ -201,10 +236,14 @@ def release_targets(
     rated_codes = [(codes[:, k], encoding.statics[k].n_classes) for k in rated]
     n, v = m.shape[0], m.shape[2]
     one_hot = [np.eye(k)[codes] for codes, k in rated_codes]
-    rows = np.concatenate([m.mean(axis=1).astype(np.float64), *one_hot], axis=1)
+    blood = np.array(encoding.drawn_from_blood, dtype=bool)
+    drawn = blood.sum() >= 2  # rounds of blood draws only mean something across panels
+    share = [draws.draw_share(m, blood)[:, None]] if drawn else []
+    rows = np.concatenate([m.mean(axis=1).astype(np.float64), *share, *one_hot], axis=1)
     released = gaussian_sum(rows, RATES_CLIP, sigma, gen) / n
     rate_sd = sigma * RATES_CLIP / max(n, 1)
-    rates, pos, class_rates = released[:v], v, []
+    draw_share = float(np.clip(released[v], MIN_RATE, 1.0)) if drawn else None
+    rates, pos, class_rates = released[:v], v + len(share), []
     for field, (_, k) in zip(rated, rated_codes, strict=True):
         shares = released[pos : pos + k]
         if field == encoding.severity_index:  # most of its bins are empty: noise is no class
@@ -219,7 +258,18 @@ def release_targets(
     rates = np.clip(rates, MIN_RATE, 1 - MIN_RATE)
     spread = np.full(v, np.nan)
     spread[idx] = _release_spread(xs, ms, rates[idx], gen, sigma)
-    return Targets(rates, lag1, rate_sd, class_rates[1:], class_rates[0], spread)
+    gaps, gap_sd = intervals.release(m, gen, interval_sigma(sigma))
+    return Targets(
+        rates,
+        lag1,
+        rate_sd,
+        class_rates[1:],
+        class_rates[0],
+        spread,
+        intervals=gaps,
+        interval_noise_sd=gap_sd,
+        draw_share=draw_share,
+    )
 
 
 def _release_lag1(x: np.ndarray, m: np.ndarray, gen: torch.Generator, sigma: float) -> np.ndarray:
@@ -281,6 +331,12 @@ def calibrate(
     spread_target = no_target if targets.spread is None else targets.spread
     numeric = encoding.indices("gauss")
     gaps: dict[str, list[float]] = {"rate_pp": [], "lag1": [], "spread_log_ratio": []}
+    if targets.intervals is not None:
+        gaps["interval_hazard_log_odds"] = []
+    blood = np.array(encoding.drawn_from_blood, dtype=bool)
+    if targets.draw_share is not None:
+        gaps["draw_share_ratio"] = []
+        coupling = float(model.draw_coupling)
     scored = targets.severity_rates is not None
     if scored:
         gaps["severity_spread_log_ratio"] = []
@@ -312,6 +368,14 @@ def calibrate(
             got = measurement.sampled(z, raw.m, targets.intensity_centre, targets.rates)
             intensity_gap = targets.intensity - got
             gaps["intensity"].append(float(np.abs(intensity_gap).max()))
+        if targets.intervals is not None:
+            hazard_step = intervals.calibration_step(
+                targets.intervals, targets.interval_noise_sd, intervals.sampled(raw.m)
+            )
+            gaps["interval_hazard_log_odds"].append(float(np.abs(hazard_step).max()))
+        if targets.draw_share is not None:
+            sampled_share = float(draws.draw_share(raw.m, blood).mean())
+            gaps["draw_share_ratio"].append(sampled_share / targets.draw_share)
         if i == first + rounds:
             break
         weight = 1.0 / max(1, i - first - 1)  # 1, 1, 1, 1/2, 1/3, ... after the first rounds
@@ -320,6 +384,12 @@ def calibrate(
         # rates near 0 or 1 move slowly in log-odds: the full step under-shoots, never over
         step = _logit(targets.rates) - _logit(np.clip(rate, 0.5 / (n * encoding.n_steps), 1.0))
         mask_bias += _as(np.clip(step, -MAX_STEP, MAX_STEP) * weight, mask_bias)
+        if targets.intervals is not None:
+            hazard_step = np.clip(hazard_step, -MAX_STEP, MAX_STEP) * weight
+            intervals.apply_step(model.mask_local.weight, hazard_step)
+        if targets.draw_share is not None:
+            coupling = draws.calibration_step(coupling, targets.draw_share, sampled_share, weight)
+            model.draw_coupling.fill_(coupling)
         persistence += _as(np.clip(LAG_GAIN * lag_gap, -MAX_STEP, MAX_STEP) * weight, mask_bias)
         # the mean structure carries part of the variance: half its log ratio under-shoots
         sd_step = np.clip(-0.5 * log_ratio, -MAX_STEP, MAX_STEP) * weight

@@ -190,6 +190,8 @@ class Encoding:
     # per variable: the variable whose uniform decides whether it is measured in a step (the
     # first of its schema panel; itself when in none): a panel is measured together
     mask_source: tuple[int, ...] | None = None
+    # per variable: drawn from a blood sample (schema group "lab"), so measured in rounds
+    drawn_from_blood: tuple[bool, ...] = ()
 
     @classmethod
     def from_schema(cls, schema: Schema) -> Encoding:
@@ -214,6 +216,7 @@ class Encoding:
             bounds=bounds,
             unenforced_rules=tuple(unenforced),
             mask_source=tuple(source),
+            drawn_from_blood=tuple(v.group == "lab" for v in schema.variables),
         )
 
     @property

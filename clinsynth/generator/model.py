@@ -156,6 +156,9 @@ class StayModel(nn.Module):
         scale, shift = encoding.input_maps()
         self.register_buffer("value_scale", torch.tensor(scale))
         self.register_buffer("value_shift", torch.tensor(shift))
+        # how strongly the blood-drawn variables' measurement decisions share one draw factor
+        # (0: only panels share; set by calibration to the released clustering: module draws)
+        self.register_buffer("draw_coupling", torch.tensor(0.0))
 
         self.fields = FieldHeads(encoding, config.static_hidden, v * SUMMARY_PER_VARIABLE)
         self.n_static = encoding.n_static

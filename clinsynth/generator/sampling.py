@@ -19,6 +19,7 @@ import pandas as pd
 import torch
 
 from clinsynth.cohort import Cohort
+from clinsynth.generator import draws
 from clinsynth.generator.constraints import StepConstraints
 from clinsynth.generator.encoding import Encoding
 from clinsynth.generator.features import History, stay_summary
@@ -90,11 +91,13 @@ def sample_series(
     gen: torch.Generator,
     constraints: StepConstraints | None = None,
     mask_source: tuple[int, ...] | None = None,
+    blood: tuple[bool, ...] = (),
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Draw ``x, m [B, T, V]`` step by step given the statics conditioning ``cond [B, C]``,
     each step's values kept within ``constraints`` (none: the model's draws as they are) and
     variable v measured when the uniform of ``mask_source[v]`` falls below its probability
-    (none: independent uniforms)."""
+    (none: independent uniforms), the ``blood`` variables' uniforms tied by the model's draw
+    coupling (module draws)."""
     batch, device = cond.shape[0], cond.device
     n_vars = model.n_vars
     hist = History(batch, model.value_scale, model.value_shift, model.n_steps)
@@ -102,6 +105,8 @@ def sample_series(
     w_value = model.value_made.masked_weight.T  # row u: effect of input u
     gauss, binary = model.is_gauss.bool().tolist(), model.is_binary.bool().tolist()
     cat_size = dict(zip(model.cat_index, model.cat_sizes, strict=True))
+    in_blood = torch.tensor(blood or [False] * n_vars, device=device)
+    rho = float(model.draw_coupling)
     xs, ms = [], []
     for t in range(model.n_steps):
         per_var, glob = hist.features()
@@ -110,6 +115,7 @@ def sample_series(
         u = torch.rand(batch, n_vars, generator=gen, device=device)
         if mask_source is not None:
             u = u[:, list(mask_source)]
+        u = draws.couple(u, in_blood, rho, gen)
         m_t = (u < torch.sigmoid(logit)).float()
         logw, mu, log_sigma = model.mixture(params, per_var, torch.zeros_like(logit))
         shift = torch.zeros(batch, n_vars, device=device)
@@ -164,7 +170,10 @@ def sample_raw(
     constraints = StepConstraints(encoding.bounds, encoding.variables, seed + REDRAW_SEED)
     for start in range(0, n, SAMPLE_CHUNK):
         cond = torch.from_numpy(encoding.static_condition(codes[start : start + SAMPLE_CHUNK]))
-        x, m = sample_series(model, cond.to(device), gen, constraints, encoding.mask_source)
+        x, m = sample_series(
+            model, cond.to(device), gen, constraints, encoding.mask_source,
+            encoding.drawn_from_blood,
+        )  # fmt: skip
         summaries.append(stay_summary(x, m, scale, shift))
         xs.append(x.cpu().numpy())
         ms.append(m.cpu().numpy())

@@ -21,7 +21,15 @@ import torch
 
 from clinsynth.cohort import Cohort
 from clinsynth.errors import ClinsynthError
-from clinsynth.generator import calibration, effects, measurement, outcome_head, priors, severity
+from clinsynth.generator import (
+    calibration,
+    effects,
+    intervals,
+    measurement,
+    outcome_head,
+    priors,
+    severity,
+)
 from clinsynth.generator.encoding import Encoding
 from clinsynth.generator.features import stay_summary, teacher_forced_features
 from clinsynth.generator.model import ModelConfig, StayModel
@@ -31,7 +39,7 @@ from clinsynth.grid import to_grid
 from clinsynth.io import atomic_path
 from clinsynth.schema import Schema, load_schema, parse_schema
 
-FORMAT_VERSION = 2  # 2: the hidden severity field (version-1 files have no weights for it)
+FORMAT_VERSION = 3  # 2: the hidden severity field; 3: the blood-draw coupling (module draws)
 DEFAULTS = {
     "epsilon": 4.0,
     "epochs": 60,
@@ -150,8 +158,9 @@ class SequenceSynthesizer:
         sigma = priors.release_sigma(self.epsilon) if self.dp else 0.0
         released = priors.release(x, m, codes, self.encoding, gen, sigma)
         priors.initialise(model, released, self.encoding)
-        # three more small releases: measurement, outcome and severity rates, lag-1
-        # persistence, within-stay spread (the targets the trained model is calibrated to)
+        # four more small releases: measurement, outcome and severity rates, lag-1
+        # persistence, within-stay spread, intervals between measurements (the targets the
+        # trained model is calibrated to)
         target_sigma = calibration.release_sigma(self.epsilon) if self.dp else 0.0
         self.targets_ = calibration.release_targets(x, m, codes, self.encoding, gen, target_sigma)
         self.outcome_rates_ = self.targets_.outcome_rates  # less noisy than the prior release's
@@ -313,13 +322,16 @@ class SequenceSynthesizer:
                 "composed_with_dp_sgd": True,
             },
             "dp_release_calibration": {
-                "what": "three Gaussian mechanisms: each patient's share of measured grid cells "
-                "per variable with its outcome and severity-score classes, each patient's "
-                "lag-1 sums of demeaned values per numeric variable, and each patient's "
+                "what": "four Gaussian mechanisms: each patient's share of measured grid cells "
+                "per variable with its share of steps with a blood draw and its outcome and "
+                "severity-score classes, each patient's "
+                "lag-1 sums of demeaned values per numeric variable, each patient's "
                 "squared deviations about its own mean per numeric variable, per expected "
-                "measurement (the released rates); sampled rates, classes, lag-1 "
-                "autocorrelations and within-stay variances are calibrated to them, and "
-                "the spread of the drawn stays' own severity scores to the released classes' "
+                "measurement (the released rates), and each patient's shares of its intervals "
+                "between measurements per variable in six buckets (1, 2, 3-4, 5-8, 9-16, 17+ "
+                "h); sampled rates, classes, lag-1 autocorrelations, within-stay variances, "
+                "interval hazards and blood-draw rounds are calibrated to them, and the spread "
+                "of the drawn stays' own severity scores to the released classes' "
                 "(post-processing)",
                 "noise_multiplier": calibration.release_sigma(self.epsilon) if self.dp else None,
                 "spread_noise_multiplier": (
@@ -327,12 +339,19 @@ class SequenceSynthesizer:
                     if self.dp
                     else None
                 ),
+                "interval_noise_multiplier": (
+                    calibration.interval_sigma(calibration.release_sigma(self.epsilon))
+                    if self.dp
+                    else None
+                ),
                 "clip_norms": {
                     "rates": calibration.RATES_CLIP,
                     "lag1": calibration.LAG_CLIP,
                     "spread": calibration.SPREAD_CLIP,
+                    "intervals": intervals.CLIP,
                 },
                 "rate_noise_sd": self.targets_.rate_noise_sd if self.targets_ else None,
+                "blood_draw_coupling": float(self.model_.draw_coupling),
                 "calibration_worst_gaps": self.calibration_gaps_,
                 "composed_with_dp_sgd": True,
             },
@@ -341,10 +360,11 @@ class SequenceSynthesizer:
                 "and dynamics, static distributions, missingness",
             ],
             "budget_split": (
-                "all mechanisms are composed by one accountant; the seven releases have fixed "
+                "all mechanisms are composed by one accountant; the eight releases have fixed "
                 "noise multipliers scaled as 1/ε (prior release 16/ε, effects release 16/ε, "
                 "measurement release 16/ε, "
-                "rates and lag-1 releases 12/ε each, spread release 24/ε, outcome heads 60/ε "
+                "rates and lag-1 releases 12/ε each, spread and interval releases 24/ε each, "
+                "outcome heads 60/ε "
                 "per step over 50 steps) and DP-SGD's noise is solved for what remains of (ε, δ)"
             ),
         }
