@@ -178,3 +178,20 @@ def test_no_dp_is_loud_and_recorded_as_infinite(cohort: Cohort) -> None:
     report = synth.privacy_report()
     assert report["dp"] is False and math.isinf(report["epsilon"])
     assert synth.sample(5).n_patients == 5
+
+
+def test_more_budget_never_means_more_dp_sgd_noise() -> None:
+    """The releases' noise is c / ε up to ε = 4 and stays there: composed as c / ε at every ε
+    they took 9.66 of ε = 10 and DP-SGD's noise rose with ε (3.55 at 4, 4.03 at 10)."""
+    from clinsynth.generator.synthesizer import release_mechanisms
+    from clinsynth.generator.training import noise_multiplier
+
+    delta, steps = 1 / 20000, 60 * 16  # 2,000 patients, batches of 125, 60 epochs
+    sigmas = [
+        noise_multiplier(eps, delta, 1 / 16, steps, "rdp", release_mechanisms(eps))
+        for eps in (1.0, 4.0, 10.0)
+    ]
+    assert sigmas[0] > sigmas[1] > 2 * sigmas[2]
+    # all but the outcome heads (the last entry) keep their ε = 4 noise above ε = 4
+    assert release_mechanisms(10.0)[:-1] == release_mechanisms(4.0)[:-1]
+    assert release_mechanisms(1.0)[0][0] == pytest.approx(4 * release_mechanisms(4.0)[0][0])

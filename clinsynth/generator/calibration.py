@@ -35,7 +35,7 @@ import numpy as np
 import torch
 
 from clinsynth.generator import draws, intervals, measurement, severity
-from clinsynth.generator.dp import clip_rows, gaussian_sum
+from clinsynth.generator.dp import clip_rows, gaussian_sum, release_epsilon
 from clinsynth.generator.effects import regression_inputs
 from clinsynth.generator.encoding import Encoding
 from clinsynth.generator.features import EVER
@@ -78,7 +78,7 @@ MAX_STEP = 3.0  # no single round moves a bias by more than this (log-odds)
 def release_sigma(epsilon: float) -> float:
     """Noise multiplier of the rates and lag-1 releases for a total budget ε (the spread
     release's is :data:`SPREAD_NOISE` times it)."""
-    return SIGMA_TIMES_EPS / epsilon
+    return SIGMA_TIMES_EPS / release_epsilon(epsilon)
 
 
 def spread_sigma(sigma: float) -> float:

@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import torch
 
-from clinsynth.generator.dp import gaussian_sum, shrink_to_noise
+from clinsynth.generator.dp import gaussian_sum, release_epsilon, shrink_to_noise
 from clinsynth.generator.encoding import NUMERIC_COND_SCALE
 
 if TYPE_CHECKING:
@@ -50,7 +50,7 @@ MIN_VARIANCE = 0.02  # an input whose released variance is below this is left ou
 
 def release_sigma(epsilon: float) -> float:
     """Noise multiplier of the release for a total budget ε (fixed relative to ε)."""
-    return SIGMA_AT_EPS4 * 4.0 / epsilon
+    return SIGMA_AT_EPS4 * 4.0 / release_epsilon(epsilon)
 
 
 @dataclass

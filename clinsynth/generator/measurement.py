@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import torch
 
-from clinsynth.generator.dp import clip_rows, gaussian_sum, shrink_to_noise
+from clinsynth.generator.dp import clip_rows, gaussian_sum, release_epsilon, shrink_to_noise
 from clinsynth.generator.effects import input_scale
 
 if TYPE_CHECKING:
@@ -47,7 +47,7 @@ MAX_STEP = 1.0  # no round moves one weight by more than this (log-odds per unit
 
 def release_sigma(epsilon: float) -> float:
     """Noise multiplier of the release for a total budget ε (fixed relative to ε)."""
-    return SIGMA_AT_EPS4 * 4.0 / epsilon
+    return SIGMA_AT_EPS4 * 4.0 / release_epsilon(epsilon)
 
 
 def log_intensity(m: np.ndarray, rates: np.ndarray) -> np.ndarray:

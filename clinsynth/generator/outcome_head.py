@@ -39,7 +39,11 @@ MOMENTUM = 0.8  # heavy ball: plain gradient steps under-fit in so few steps
 
 
 def outcome_sigma(epsilon: float) -> float:
-    """Noise multiplier of each of the :data:`STEPS` full-batch steps for a total budget ε."""
+    """Noise multiplier of each of the :data:`STEPS` full-batch steps for a total budget ε.
+
+    Not capped at ε = 4 like the other releases (``dp.release_epsilon``): the heads decide the
+    synthetic outcome, and at ε = 10 their c / ε noise costs DP-SGD little (its noise 1.38
+    against 1.21 capped; capped, TSTR fell from 0.770 to 0.751 on one run)."""
     return SIGMA_TIMES_EPS / epsilon
 
 

@@ -25,7 +25,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from clinsynth.generator.dp import gaussian_sum
+from clinsynth.generator.dp import gaussian_sum, release_epsilon
 from clinsynth.generator.encoding import Encoding
 from clinsynth.generator.features import (
     EVER,
@@ -44,8 +44,8 @@ SIGMA_AT_EPS4 = 4.0  # noise multiplier of the release at ε = 4, scaled as 4/ε
 
 def release_sigma(epsilon: float) -> float:
     """Noise multiplier of the release for a total budget ε: the release alone then costs
-    about a fifth of ε (0.83 of 4 at δ = 5e-5), whatever ε is."""
-    return SIGMA_AT_EPS4 * 4.0 / epsilon
+    about a fifth of ε (0.83 of 4 at δ = 5e-5); above ε = 4 it stays at that precision."""
+    return SIGMA_AT_EPS4 * 4.0 / release_epsilon(epsilon)
 
 
 SIGMA = SIGMA_AT_EPS4  # the default budget's (used where no ε is at hand)

@@ -52,6 +52,19 @@ DEFAULTS = {
 }
 
 
+def release_mechanisms(epsilon: float) -> tuple[tuple[float, float, int], ...]:
+    """Every mechanism besides DP-SGD, as accountant entries (noise multiplier, sampling rate,
+    steps): the prior, effects and measurement releases, the calibration releases and the
+    outcome heads' steps. DP-SGD's noise is solved for what they leave of (ε, δ)."""
+    return (
+        (priors.release_sigma(epsilon), 1.0, 1),
+        (effects.release_sigma(epsilon), 1.0, 1),
+        (measurement.release_sigma(epsilon), 1.0, 1),
+        *calibration.mechanisms(calibration.release_sigma(epsilon)),
+        (outcome_head.outcome_sigma(epsilon), 1.0, outcome_head.STEPS),
+    )
+
+
 class SequenceSynthesizer:
     """DP generative model of whole ICU stays (statics, outcome, measured series) for one schema.
 
@@ -195,17 +208,7 @@ class SequenceSynthesizer:
             dp=self.dp,
             accountant=self.accountant,
             seed=self.seed,
-            prior_mechanisms=(
-                (
-                    (sigma, 1.0, 1),
-                    (effects_sigma, 1.0, 1),
-                    (intensity_sigma, 1.0, 1),
-                    *calibration.mechanisms(target_sigma),
-                    (head_sigma, 1.0, outcome_head.STEPS),
-                )
-                if self.dp
-                else ()
-            ),
+            prior_mechanisms=release_mechanisms(self.epsilon) if self.dp else (),
         )
         start = time.perf_counter()
         with _cpu_threads(self.threads):  # DP-SGD, then the outcome heads, then calibration
@@ -361,7 +364,8 @@ class SequenceSynthesizer:
             ],
             "budget_split": (
                 "all mechanisms are composed by one accountant; the eight releases have fixed "
-                "noise multipliers scaled as 1/ε (prior release 16/ε, effects release 16/ε, "
+                "noise multipliers scaled as 1/ε up to ε = 4 and kept at their ε = 4 values "
+                "above it, but for the outcome heads' (prior release 16/ε, effects release 16/ε, "
                 "measurement release 16/ε, "
                 "rates and lag-1 releases 12/ε each, spread and interval releases 24/ε each, "
                 "outcome heads 60/ε "
