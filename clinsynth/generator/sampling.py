@@ -3,7 +3,8 @@
 Statics field by field, then the grid step by step: within a step the measurement mask is drawn
 (per variable given the history; the variables of one schema panel, which a single reading or
 blood sample yields, share one uniform, so they are measured together as far as their
-probabilities allow while each keeps its own rate), then the values of the measured variables in
+probabilities allow while each keeps its own rate, and the labs of different panels are tied by
+the calibrated blood-draw coupling: module draws), then the values of the measured variables in
 schema order (each sees the co-measured ones before it, and the schema's cross-variable rules
 bound it given them: module constraints), then the outcomes given the stay.
 Everything is drawn from one seeded ``torch.Generator`` (and one numpy generator for within-bin
