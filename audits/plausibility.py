@@ -29,7 +29,7 @@ from audits.result import FamilyOutput, Measurement
 from audits.stats import proportion_allowance
 from clinsynth.cohort import CleaningReport, Cohort
 from clinsynth.grid import GridCohort, to_grid
-from clinsynth.schema import BaseField, Rule, Schema, VariableType
+from clinsynth.schema import BaseField, Schema, VariableType
 
 KINDS = ("hard_limit", "rate_of_change", "rule", "impossible")
 ISSUE_COLUMNS = ["patient_id", "kind", "variable", "hours", "message"]
@@ -41,16 +41,6 @@ LOADER_CODE_RULES = ("not_allowed_value", "non_numeric")
 
 def _g(x: float) -> str:
     return f"{x:.4g}"
-
-
-def rule_label(rule: Rule) -> str:
-    if rule.description:
-        return rule.description
-    if rule.kind == "less_than":
-        return f"{rule.left} < {rule.right}"
-    if rule.kind == "between":
-        return f"{rule.low} <= {rule.target} <= {rule.high}"
-    return f"{rule.when} = {_g(rule.equals)} implies {rule.then} in {list(rule.range)}"
 
 
 @dataclass
@@ -196,7 +186,7 @@ def _rate_issues(grid: GridCohort, schema: Schema) -> tuple[list[pd.DataFrame], 
 def _rule_issues(grid: GridCohort, schema: Schema) -> tuple[list[pd.DataFrame], dict[str, int]]:
     found, evaluated = [], {}
     for rule in schema.rules:
-        label = rule_label(rule)
+        label = rule.label
         if rule.kind == "less_than":
             a, b = grid.variable(rule.left), grid.variable(rule.right)
             ok = ~np.isnan(a) & ~np.isnan(b)

@@ -150,6 +150,17 @@ class Rule(_Strict):
         names = [self.left, self.right, self.target, self.low, self.high, self.when, self.then]
         return [n for n in names if n is not None]
 
+    @property
+    def label(self) -> str:
+        """How reports name the rule: its description, else the rule written out."""
+        if self.description:
+            return self.description
+        if self.kind == "less_than":
+            return f"{self.left} < {self.right}"
+        if self.kind == "between":
+            return f"{self.low} <= {self.target} <= {self.high}"
+        return f"{self.when} = {self.equals:.4g} implies {self.then} in {list(self.range)}"
+
 
 class Panel(_Strict):
     """Variables that one measurement yields together (one arterial-line reading, one blood

@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import torch
 
-from clinsynth.schema import Rule, Schema
+from clinsynth.schema import Schema
 
 if TYPE_CHECKING:  # encoding builds its bounds with compile_rules
     from clinsynth.generator.encoding import NumericScale, VariableCoding
@@ -85,11 +85,11 @@ def compile_rules(schema: Schema) -> tuple[tuple[Bound, ...], list[str]]:
     """The schema's rules as pairwise bounds on the later-drawn variable, and the rules (or
     parts) that cannot be enforced that way."""
     index = {v.name: i for i, v in enumerate(schema.variables)}
-    numeric = {v.name for v in schema.variables if v.type.value in ("continuous", "integer")}
+    numeric = {v.name for v in schema.variables if not v.is_numeric_code}
     bounds: list[Bound] = []
     skipped: list[str] = []
     for rule in schema.rules:
-        label = rule.description or _label(rule)
+        label = rule.label
         if rule.kind == "implies":
             lo, hi = rule.range
             if index[rule.when] > index[rule.then] or rule.then not in numeric:
@@ -116,15 +116,6 @@ def compile_rules(schema: Schema) -> tuple[tuple[Bound, ...], list[str]]:
                 continue
             bounds.append(Bound(index[target], lower, strict, label, source=index[source]))
     return tuple(bounds), skipped
-
-
-def _label(rule: Rule) -> str:
-    return f"{rule.kind}: {', '.join(rule.variables)}"
-
-
-def decoded(var: VariableCoding, z: np.ndarray) -> np.ndarray:
-    """Model-space draws of one variable in schema units, as they will be exported."""
-    return var.scale.decode(z) if var.scale is not None else np.round(z)
 
 
 def natural_bound(scale: NumericScale, value: np.ndarray, lower: bool, strict: bool) -> np.ndarray:
@@ -173,10 +164,10 @@ class StepConstraints:
             rows = m[:, v].copy()
             if b.source is not None:
                 rows &= m[:, b.source]
-                value = decoded(self.variables[b.source], x[:, b.source])
+                value = self.variables[b.source].decode(x[:, b.source])
             else:
-                rows &= m[:, b.when] & np.isclose(decoded(self.variables[b.when], x[:, b.when]),
-                                                  b.equals)  # fmt: skip
+                when = self.variables[b.when].decode(x[:, b.when])
+                rows &= m[:, b.when] & np.isclose(when, b.equals)
                 value = np.full(batch, b.constant)
             z = scale.encode(natural_bound(scale, value, b.lower, b.strict))
             if b.lower:

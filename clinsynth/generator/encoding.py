@@ -126,6 +126,10 @@ class VariableCoding:
     n_categories: int
     scale: NumericScale | None
 
+    def decode(self, z: np.ndarray) -> np.ndarray:
+        """Model-space values in schema units, as exported (binary / category: the code)."""
+        return self.scale.decode(z) if self.kind == "gauss" else np.round(z)
+
 
 @dataclass(frozen=True)
 class StaticCoding:
@@ -297,11 +301,7 @@ class Encoding:
         out = np.full(z.shape, np.nan, dtype=np.float64)
         for i, var in enumerate(self.variables):
             m = mask[..., i] > 0.5
-            col = z[..., i][m]
-            if var.kind == "gauss":
-                out[..., i][m] = var.scale.decode(col)
-            else:
-                out[..., i][m] = np.round(col)
+            out[..., i][m] = var.decode(z[..., i][m])
         return out
 
     # ---------------------------------------------------------------- statics
