@@ -141,21 +141,12 @@ class Targets:
         spread = d.get("spread")  # models saved before this release have none
         spread = None if spread is None else _none_to_nan(spread)
         extra = (_array_or_none(d.get(k)) for k in ("intensity", "intensity_centre"))
-        gaps = _array_or_none(d.get("intervals"))  # models saved before this release: none
-        gap_sd = float(d.get("interval_noise_sd", 0.0))
-        noise = float(d["rate_noise_sd"])
         return cls(
-            rates,
-            lag1,
-            noise,
-            outcomes,
-            severity,
-            spread,
-            *extra,
-            gaps,
-            gap_sd,
-            d.get("draw_share"),
-        )
+            rates, lag1, float(d["rate_noise_sd"]), outcomes, severity, spread, *extra,
+            intervals=_array_or_none(d.get("intervals")),  # models before this release: none
+            interval_noise_sd=float(d.get("interval_noise_sd", 0.0)),
+            draw_share=d.get("draw_share"),
+        )  # fmt: skip
 
 
 def _array_or_none(values: list | None) -> np.ndarray | None:
