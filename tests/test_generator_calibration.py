@@ -10,6 +10,7 @@ import torch
 
 from clinsynth.generator import calibration, effects, severity
 from clinsynth.generator.encoding import Encoding
+from clinsynth.generator.features import EVER
 from clinsynth.generator.model import ModelConfig, StayModel
 from clinsynth.generator.sampling import sample_raw
 from clinsynth.grid import to_grid
@@ -149,6 +150,35 @@ def test_calibration_moves_an_untrained_model_onto_the_targets(data) -> None:
     calibration.calibrate(twin, enc, targets, seed=3, n=400, rounds=8)
     for a, b in zip(model.parameters(), twin.parameters(), strict=True):
         assert torch.equal(a, b)
+
+
+def test_a_lab_without_a_spread_target_takes_the_median_shift_of_the_labs_with_one(
+    data,
+) -> None:
+    """A blood-drawn variable whose spread release was too noisy (NaN target) moves its later
+    values' log-sd by the median of what the calibrated labs moved; a variable of another kind
+    without a target is left alone."""
+    enc, _, _, numeric, _ = data
+    enc = replace(enc, bounds=(), mask_source=None)
+    blood = np.array(enc.drawn_from_blood, dtype=bool)
+    labs = np.flatnonzero(blood & numeric)
+    others = np.flatnonzero(~blood & numeric)
+    assert len(labs) > calibration.MIN_SPREAD_SHARERS and len(others) > 0
+    torch.manual_seed(0)
+    model = StayModel(enc, ModelConfig(hidden=8, n_blocks=1, n_mix=2)).eval()
+    k = model.config.n_mix
+    before = model.value_local.weight[:, 2 * k, EVER].clone()
+    spread = np.where(numeric, 0.05, np.nan)  # far below an untrained model's: all shrink
+    borrower, untouched = labs[0], others[0]
+    spread[[borrower, untouched]] = np.nan
+    lag1 = np.full(enc.n_variables, np.nan)
+    targets = calibration.Targets(np.full(enc.n_variables, 0.3), lag1, 0.0, [], spread=spread)
+    calibration.calibrate(model, enc, targets, seed=3, n=200, rounds=3)
+    shift = (model.value_local.weight[:, 2 * k, EVER] - before).detach().numpy()
+    sharers = labs[1:]
+    assert np.all(shift[sharers] < 0)
+    assert shift[borrower] == pytest.approx(float(np.median(shift[sharers])), abs=1e-5)
+    assert shift[untouched] == 0.0
 
 
 def test_score_spread_is_measured_alike_on_released_rates_and_on_drawn_classes() -> None:
