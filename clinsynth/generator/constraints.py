@@ -159,15 +159,17 @@ class StepConstraints:
         batch = x_t.shape[0]
         lo, hi = np.full(batch, -np.inf), np.full(batch, np.inf)
         applies = np.zeros(batch, dtype=bool)
-        x, m = x_t.cpu().numpy().astype(np.float64), m_t.cpu().numpy() > 0.5
+        measured = m_t[:, v].cpu().numpy() > 0.5
         for b in bounds:
-            rows = m[:, v].copy()
+            # Only the bounding variable's column leaves the device: this runs for every
+            # bounded variable at every step, so copying the whole step would dominate.
+            other = b.source if b.source is not None else b.when
+            rows = measured & (m_t[:, other].cpu().numpy() > 0.5)
+            decoded = self.variables[other].decode(x_t[:, other].cpu().numpy().astype(np.float64))
             if b.source is not None:
-                rows &= m[:, b.source]
-                value = self.variables[b.source].decode(x[:, b.source])
+                value = decoded
             else:
-                when = self.variables[b.when].decode(x[:, b.when])
-                rows &= m[:, b.when] & np.isclose(when, b.equals)
+                rows &= np.isclose(decoded, b.equals)
                 value = np.full(batch, b.constant)
             z = scale.encode(natural_bound(scale, value, b.lower, b.strict))
             if b.lower:
