@@ -12,7 +12,8 @@ synthetic creatinine or BUN had 4-5 times a real one's within-stay variance (Phy
 ε = 4). All three are cheap to release precisely, as one Gaussian mechanism each on a short
 per-patient vector whose cost the accountant composes with DP-SGD (:func:`release_targets`),
 and :func:`calibrate` then moves one parameter per variable and target — the measurement bias,
-the log-odds of the weight on the last value, the log-sd of values after the first — until
+the log-odds of the weight on the last value (or on the running level, once the last value
+weighs almost nothing), the log-sd of values after the first — until
 stays sampled from the model reproduce the released figures. The rates release also carries
 the classes of the hidden severity score (module :mod:`severity`), which sampling is
 calibrated to; and the score of the stays drawn must spread as the released one does, which
