@@ -20,7 +20,7 @@ import pandas as pd
 import torch
 
 from clinsynth.cohort import Cohort
-from clinsynth.generator import draws
+from clinsynth.generator import draws, stratified
 from clinsynth.generator.constraints import StepConstraints
 from clinsynth.generator.encoding import Encoding
 from clinsynth.generator.features import History, stay_summary
@@ -67,7 +67,7 @@ def sample_fields(
         if rates is not None and rates[i] is not None:
             logits = logits + calibration_shift(logits, torch.as_tensor(rates[i]).to(logits))
         probs = torch.softmax(logits, dim=-1)
-        codes[:, k] = torch.multinomial(probs, 1, generator=gen).squeeze(1).cpu().numpy()
+        codes[:, k] = stratified.categorical(probs, gen).cpu().numpy()
 
 
 def calibration_shift(logits: torch.Tensor, target: torch.Tensor, rounds: int = 50):
@@ -113,7 +113,7 @@ def sample_series(
         per_var, glob = hist.features()
         out = model.step(per_var, glob, cond, cache, t)
         logit, params = out[..., 0], out[..., 1:]
-        u = torch.rand(batch, n_vars, generator=gen, device=device)
+        u = stratified.uniforms(batch, n_vars, gen, device)  # fewer cohort-level swings
         if mask_source is not None:
             u = u[:, list(mask_source)]
         u = draws.couple(u, in_blood, rho, gen)
