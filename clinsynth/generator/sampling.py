@@ -6,7 +6,10 @@ blood sample yields, share one uniform, so they are measured together as far as 
 probabilities allow while each keeps its own rate, and the labs of different panels are tied by
 the calibrated blood-draw coupling: module draws), then the values of the measured variables in
 schema order (each sees the co-measured ones before it, and the schema's cross-variable rules
-bound it given them: module constraints), then the outcomes given the stay.
+bound it given them: module constraints), then the outcomes given the stay. The uniforms
+behind the measurement decisions and the statics' and outcomes' classes are stratified across
+the stays drawn together (module stratified): each stay is drawn as before, but a cohort's
+observation rates and class counts swing less from one sample to the next.
 Everything is drawn from one seeded ``torch.Generator`` (and one numpy generator for within-bin
 / within-step jitter), so the same model and seed give the same cohort.
 """
