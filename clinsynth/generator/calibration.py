@@ -406,8 +406,7 @@ def calibrate(
         weight = 1.0 / max(1, i - first - 1)  # 1, 1, 1, 1/2, 1/3, ... after the first rounds
         if first:
             measurement.calibrate_step(model, encoding, z, intensity_gap, weight)
-        # rates near 0 or 1 move slowly in log-odds: the full step under-shoots, never over
-        step = _logit(targets.rates) - _logit(np.clip(rate, 0.5 / (n * encoding.n_steps), 1.0))
+        step = _rate_step(targets.rates, rate, n * encoding.n_steps)
         mask_bias += _as(np.clip(step, -MAX_STEP, MAX_STEP) * weight, mask_bias)
         if targets.intervals is not None:
             hazard_step = np.clip(hazard_step, -MAX_STEP, MAX_STEP) * weight
@@ -432,8 +431,7 @@ def calibrate(
             severity.scale_expression(model, encoding, float(np.exp(log_factor)), raw.drawn)
     gaps["rate_polish_pp"] = []
     for j in range(POLISH_ROUNDS):  # the rates alone, from the last joint round's sample on
-        floor = 0.5 / (n * encoding.n_steps)
-        step = _logit(targets.rates) - _logit(np.clip(rate, floor, 1.0))
+        step = _rate_step(targets.rates, rate, n * encoding.n_steps)
         mask_bias += _as(np.clip(step, -MAX_STEP, MAX_STEP) * POLISH_WEIGHT, mask_bias)
         raw = sample_raw(
             model, encoding, POLISH_STAYS_FACTOR * n, seed + first + rounds + 1 + j,
@@ -442,6 +440,13 @@ def calibrate(
         rate = raw.m.mean(axis=(0, 1))
         gaps["rate_polish_pp"].append(float(np.abs(rate - targets.rates).max() * 100))
     return gaps
+
+
+def _rate_step(target: np.ndarray, rate: np.ndarray, cells: int) -> np.ndarray:
+    """Log-odds step of the measurement biases from sampled ``rate`` to ``target`` (``cells``
+    grid cells per variable sampled): rates near 0 or 1 move slowly in log-odds, so the full
+    step under-shoots, never over; a rate never sampled counts as half a cell."""
+    return _logit(target) - _logit(np.clip(rate, 0.5 / cells, 1.0))
 
 
 def _lag1(x: np.ndarray, m: np.ndarray, idx: list[int]) -> np.ndarray:
