@@ -111,6 +111,24 @@ class Variable(BaseField):
     max_rate_per_hour: float | None = Field(
         default=None, gt=0, description="largest plausible change per hour, in the unit"
     )
+    within_stay_sd: float | None = Field(
+        default=None,
+        gt=0,
+        description=(
+            "typical spread of one patient's values about their own mean, in the unit, for a "
+            "variable that moves far less within a stay than between patients (weight); it "
+            "only sets the scale its within-stay statistics are released on"
+        ),
+    )
+
+    @model_validator(mode="after")
+    def _within_stay_sd_untransformed(self) -> Variable:
+        if self.within_stay_sd is not None and self.transform != "none":
+            raise ValueError(
+                f"{self.name}: within_stay_sd is in the variable's unit, so it needs "
+                "transform: none"
+            )
+        return self
 
 
 class Rule(_Strict):

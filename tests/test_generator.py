@@ -203,10 +203,11 @@ def test_cohort_rates_vary_less_from_sample_to_sample_than_with_independent_draw
 ) -> None:
     """The sampler's measurement decisions and statics come from stratified uniforms (module
     stratified): between samples, the cohort's observation rates move less than they do when
-    the same model draws them independently."""
+    the same model draws them independently. Sixteen samples a side: with six the ratio
+    measured 0.80 on a model whose 20-sample ratio is 0.63."""
 
     def rate_spread() -> float:
-        rates = [to_grid(fitted.sample(300, seed=s)).mask.mean(axis=(0, 1)) for s in range(6)]
+        rates = [to_grid(fitted.sample(300, seed=s)).mask.mean(axis=(0, 1)) for s in range(16)]
         return float(np.std(rates, axis=0, ddof=1).mean())
 
     stratified_spread = rate_spread()

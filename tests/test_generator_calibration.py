@@ -44,8 +44,9 @@ def test_exact_release_is_the_cohorts_rates_and_autocorrelation(data) -> None:
     # spread: the mean over patients of each one's scaled within-stay squares (rows clipped as
     # released); a variable nobody has twice has no target
     idx = enc.indices("gauss")
+    unit = calibration.within_stay_scales(enc, idx)
     rows = calibration.within_squares(
-        x[..., idx].astype(np.float64), m[..., idx], targets.rates[idx]
+        x[..., idx].astype(np.float64), m[..., idx], targets.rates[idx], unit
     )
     expected = calibration.clip_rows(rows, calibration.SPREAD_CLIP).mean(0)
     some = expected > 0
@@ -79,6 +80,31 @@ def test_lag_sums_keep_a_wide_jump_that_the_spread_clips() -> None:
     assert squares < calibration.SPREAD_CAP
 
 
+def test_a_variable_that_barely_moves_within_a_stay_is_released_in_its_own_unit(data) -> None:
+    """Weight drifts by a few kg in a stay against a normal range ±25 kg wide: in standardised
+    units its lag-1 and spread sums sit far below the noise and it gets no target; measured in
+    the schema's ``within_stay_sd`` (3 kg) it gets both, close to the exact values."""
+    enc, x, m, _, codes = data
+    w = [v.name for v in enc.variables].index("Weight")
+    assert enc.within_stay_scales[w] == pytest.approx(3.0 / 25.0)
+    rng = np.random.default_rng(1)
+    drift = np.zeros(x.shape[:2])
+    for t in range(1, x.shape[1]):  # AR(1), φ = 0.9, stationary sd 3 kg (0.12 units)
+        drift[:, t] = 0.9 * drift[:, t - 1] + rng.normal(0, 0.12 * np.sqrt(1 - 0.81), len(x))
+    x, m = x.copy(), m.copy()
+    x[..., w] = rng.normal(0.3, 0.8, (len(x), 1)) + drift  # every patient weighed hourly
+    m[..., w] = 1.0
+    no_unit = replace(enc, within_stay_scales=())
+    exact = _release(enc, x, m, codes, 0.0)
+    assert 0.8 < exact.lag1[w] < 0.95
+    assert _release(no_unit, x, m, codes, 0.0).lag1[w] == pytest.approx(exact.lag1[w], abs=0.01)
+    unscaled = _release(no_unit, x, m, codes, 3.0)
+    assert np.isnan(unscaled.lag1[w]) and np.isnan(unscaled.spread[w])
+    noisy = _release(enc, x, m, codes, 3.0)
+    assert noisy.lag1[w] == pytest.approx(exact.lag1[w], abs=0.05)
+    assert noisy.spread[w] == pytest.approx(exact.spread[w], rel=0.25)
+
+
 def test_noisy_release_is_close_and_drops_unreliable_lag_targets(data) -> None:
     enc, x, m, _, codes = data
     exact = _release(enc, x, m, codes, 0.0)
@@ -105,8 +131,10 @@ def test_noisy_release_is_close_and_drops_unreliable_lag_targets(data) -> None:
 def _spread(enc: Encoding, raw, rates: np.ndarray) -> np.ndarray:
     """Sampled stays' spread per numeric variable, rows clipped as the release clips them."""
     idx = enc.indices("gauss")
-    rows = calibration.within_squares(raw.x[..., idx].astype(np.float64), raw.m[..., idx],
-                                      rates[idx])  # fmt: skip
+    unit = calibration.within_stay_scales(enc, idx)
+    rows = calibration.within_squares(
+        raw.x[..., idx].astype(np.float64), raw.m[..., idx], rates[idx], unit
+    )
     return calibration.clip_rows(rows, calibration.SPREAD_CLIP).mean(0)
 
 
@@ -120,7 +148,8 @@ def test_calibration_moves_an_untrained_model_onto_the_targets(data) -> None:
     rates), so the sampler here ignores them: the rules would make some targets unreachable.
     The calibration of the full sampler is measured on real data in the generator benchmark."""
     enc, _, _, numeric, _ = data
-    enc = replace(enc, bounds=(), mask_source=None)
+    # the artificial spread targets are in standardised units for every variable
+    enc = replace(enc, bounds=(), mask_source=None, within_stay_scales=())
     torch.manual_seed(0)
     model = StayModel(enc, ModelConfig(hidden=8, n_blocks=1, n_mix=2)).eval()
     rates = np.linspace(0.05, 0.6, enc.n_variables)
@@ -150,6 +179,28 @@ def test_calibration_moves_an_untrained_model_onto_the_targets(data) -> None:
     calibration.calibrate(twin, enc, targets, seed=3, n=400, rounds=8)
     for a, b in zip(model.parameters(), twin.parameters(), strict=True):
         assert torch.equal(a, b)
+
+
+def test_calibration_measures_sampled_stays_in_the_release_unit(data) -> None:
+    """Targets taken from the very stays the first round samples (same seed) leave no gap: the
+    sampled side uses the schema's within-stay unit too (Weight's spread would otherwise be
+    off by its unit squared, log 1 / 0.12² = 4.2)."""
+    enc = replace(data[0], bounds=(), mask_source=None)
+    torch.manual_seed(0)
+    model = StayModel(enc, ModelConfig(hidden=8, n_blocks=1, n_mix=2)).eval()
+    raw = sample_raw(model, enc, 300, seed=3)
+    rates = np.clip(raw.m.mean(axis=(0, 1)), calibration.MIN_RATE, 1 - calibration.MIN_RATE)
+    idx = enc.indices("gauss")
+    unit = calibration.within_stay_scales(enc, idx)
+    assert unit.min() < 1.0
+    spread = np.full(enc.n_variables, np.nan)
+    spread[idx] = _spread(enc, raw, rates)
+    spread[spread <= 0] = np.nan
+    lag1 = calibration._lag1(raw.x, raw.m, idx, unit)
+    targets = calibration.Targets(rates, lag1, 0.0, [], spread=spread)
+    gaps = calibration.calibrate(model, enc, targets, seed=3, n=300, rounds=0)
+    assert gaps["spread_log_ratio"][0] < 1e-6
+    assert gaps["lag1"][0] < 1e-6
 
 
 def test_a_lab_without_a_spread_target_takes_the_median_shift_of_the_labs_with_one(
@@ -182,7 +233,7 @@ def test_a_lab_without_a_spread_target_takes_the_median_shift_of_the_labs_with_o
 
 
 def test_a_variable_whose_last_value_weighs_nothing_lowers_its_level_weight_instead(
-    data,
+    data, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """A lag-1 target below what is sampled lowers the last-value weight; once that weight is
     spent (log-odds at most the floor) the running level's weight moves instead, and the
@@ -203,6 +254,7 @@ def test_a_variable_whose_last_value_weighs_nothing_lowers_its_level_weight_inst
     lag1 = np.full(enc.n_variables, np.nan)
     lag1[[spent, live]] = -0.9  # below anything sampled: every round's step lowers
     targets = calibration.Targets(np.full(enc.n_variables, 0.5), lag1, 0.0, [])
+    monkeypatch.setattr(calibration, "POLISH_ROUNDS", 0)  # their half steps would spend `live`
     calibration.calibrate(model, enc, targets, seed=3, n=200, rounds=1)  # one step, ≤ 3
     moved = (bias - before).detach().numpy()
     last, level = 3 * k, 3 * k + 1
@@ -253,12 +305,12 @@ def test_calibration_restores_how_strongly_the_series_follow_the_score(data) -> 
     assert on_score.abs().sum().item() > 1.5 * weak  # by following the score more strongly
 
 
-def test_rate_only_polish_rounds_close_the_gap_the_joint_rounds_leave(
+def test_polish_rounds_close_the_rate_and_lag_gaps_the_joint_rounds_leave(
     data, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """After the joint rounds (here one, so a gap is left), the polish rounds move only the
-    measurement biases: the rates end closer to their targets than without them, and nothing
-    but the measurement head moves."""
+    measurement biases and the last-value and level weights' biases: the rates and lag-1 end
+    closer to their targets than without them, and nothing else moves."""
     enc, _, _, numeric, _ = data
     enc = replace(enc, bounds=(), mask_source=None)
     rates = np.linspace(0.05, 0.6, enc.n_variables)
@@ -273,13 +325,22 @@ def test_rate_only_polish_rounds_close_the_gap_the_joint_rounds_leave(
     rounds = calibration.POLISH_ROUNDS
     plain, plain_gaps = calibrated(0)
     polished, gaps = calibrated(rounds)
-    assert plain_gaps["rate_polish_pp"] == []
-    assert len(gaps["rate_polish_pp"]) == rounds
-    gap = {}
+    assert plain_gaps["rate_polish_pp"] == [] and plain_gaps["lag1_polish"] == []
+    assert len(gaps["rate_polish_pp"]) == len(gaps["lag1_polish"]) == rounds
+    gap, lag_gap = {}, {}
+    idx = enc.indices("gauss")
     for name, model in (("plain", plain), ("polished", polished)):
-        sampled = sample_raw(model, enc, 400, seed=99).m.mean(axis=(0, 1))
-        gap[name] = np.abs(sampled - rates).max()
+        raw = sample_raw(model, enc, 400, seed=99)
+        gap[name] = np.abs(raw.m.mean(axis=(0, 1)) - rates).max()
+        lag1 = calibration._lag1(raw.x, raw.m, idx, calibration.within_stay_scales(enc, idx))
+        lag_gap[name] = np.nanmean(np.abs(lag1[idx] - 0.5))
     assert gap["polished"] < 0.6 * gap["plain"]
+    assert lag_gap["polished"] < 0.8 * lag_gap["plain"]
     moved = {k for k, v in polished.state_dict().items()
              if not torch.equal(v, plain.state_dict()[k])}  # fmt: skip
-    assert moved == {"mask_head.bias"}
+    assert moved == {"mask_head.bias", "value_head.bias"}
+    k = plain.config.n_mix
+    change = (polished.value_head.bias - plain.value_head.bias).view(plain.n_vars, -1)
+    lag_columns = [3 * k, 3 * k + 1]  # last-value and level weights
+    assert change[:, lag_columns].abs().sum() > 0
+    assert change[:, [c for c in range(change.shape[1]) if c not in lag_columns]].abs().sum() == 0

@@ -23,7 +23,7 @@ import numpy as np
 from clinsynth.errors import ClinsynthError
 from clinsynth.generator import severity
 from clinsynth.generator.constraints import Bound, compile_rules
-from clinsynth.schema import BaseField, Schema, VariableType
+from clinsynth.schema import BaseField, Schema, Variable, VariableType
 
 STATIC_BINS = 40
 TAIL_Z = 4.0  # static bins are fine within centre ± 4 half-widths, one tail bin beyond
@@ -159,6 +159,13 @@ def variable_coding(field: BaseField) -> VariableCoding:
     return VariableCoding(field.name, "gauss", 0, NumericScale.of(field))
 
 
+def _within_stay_scale(field: Variable) -> float:
+    """The schema's ``within_stay_sd`` in standardised units (untransformed: a linear map)."""
+    if field.within_stay_sd is None or field.is_numeric_code:
+        return 1.0
+    return float(field.within_stay_sd / NumericScale.of(field).half)
+
+
 def static_coding(field: BaseField, n_bins: int = STATIC_BINS) -> StaticCoding:
     if field.type is VariableType.binary:
         return StaticCoding(field.name, "binary", 3, None, None)
@@ -196,6 +203,9 @@ class Encoding:
     mask_source: tuple[int, ...] | None = None
     # per variable: drawn from a blood sample (schema group "lab"), so measured in rounds
     drawn_from_blood: tuple[bool, ...] = ()
+    # per variable: the schema's within_stay_sd in standardised units (1 where it gives none),
+    # the scale calibration's within-stay statistics are released on
+    within_stay_scales: tuple[float, ...] = ()
 
     @classmethod
     def from_schema(cls, schema: Schema) -> Encoding:
@@ -221,6 +231,7 @@ class Encoding:
             unenforced_rules=tuple(unenforced),
             mask_source=tuple(source),
             drawn_from_blood=tuple(v.group == "lab" for v in schema.variables),
+            within_stay_scales=tuple(_within_stay_scale(v) for v in schema.variables),
         )
 
     @property
