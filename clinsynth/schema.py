@@ -123,7 +123,11 @@ class Variable(BaseField):
 
     @model_validator(mode="after")
     def _within_stay_sd_untransformed(self) -> Variable:
-        if self.within_stay_sd is not None and self.transform != "none":
+        if self.within_stay_sd is None:
+            return self
+        if self.is_numeric_code:
+            raise ValueError(f"{self.name}: within_stay_sd needs a measured quantity, not codes")
+        if self.transform != "none":
             raise ValueError(
                 f"{self.name}: within_stay_sd is in the variable's unit, so it needs "
                 "transform: none"

@@ -265,7 +265,7 @@ def test_continuous_without_hard_limits_is_refused(tmp_path):
     assert "SBP: a continuous field needs hard_limits" in _error(tmp_path, data)
 
 
-def test_within_stay_sd_needs_a_positive_value_on_an_untransformed_variable(tmp_path):
+def test_within_stay_sd_needs_a_positive_value_on_an_untransformed_measured_variable(tmp_path):
     data = _minimal()
     data["variables"][0]["within_stay_sd"] = 5
     assert load_schema(_write(tmp_path, data)).variables[0].within_stay_sd == 5
@@ -273,7 +273,11 @@ def test_within_stay_sd_needs_a_positive_value_on_an_untransformed_variable(tmp_
     assert "HR: within_stay_sd is in the variable's unit" in _error(tmp_path, data)
     data["variables"][0]["transform"] = "none"
     data["variables"][0]["within_stay_sd"] = 0
-    assert "within_stay_sd" in _error(tmp_path, data)
+    error = _error(tmp_path, data)
+    assert "within_stay_sd" in error and "greater than 0" in error
+    data["variables"].append({"name": "Vent", "type": "binary", "within_stay_sd": 1})
+    data["variables"][0]["within_stay_sd"] = 5
+    assert "Vent: within_stay_sd needs a measured quantity" in _error(tmp_path, data)
 
 
 def test_duplicate_variable_names_are_refused(tmp_path):

@@ -41,7 +41,7 @@ from clinsynth.generator.effects import regression_inputs
 from clinsynth.generator.encoding import Encoding
 from clinsynth.generator.features import EVER
 from clinsynth.generator.model import StayModel
-from clinsynth.generator.sampling import sample_raw
+from clinsynth.generator.sampling import RawSample, sample_raw
 
 RATES_CLIP = 3.0  # l2 bound of one patient's rate vector (public; typical ICU stays: ~2)
 LAG_CLIP = 1.5  # l2 bound of one patient's lag-1 sums vector (public; simulated stays:
@@ -382,8 +382,9 @@ def calibrate(
     as many stays. Lag-1 and spread are measured in each variable's within-stay unit
     (:func:`within_stay_scales`), as released. Returns the worst absolute gaps measured in
     each round (rates in percentage points, spread and the score's spread as |log ratio|), the
-    last one after the final update; ``rate_polish_pp`` and ``lag1_polish``: the rates' and
-    lag-1's after each polish round.
+    last one after the final update; ``rate_polish_pp``, ``lag1_polish`` and
+    ``spread_polish_log_ratio``: the rates', lag-1's and spread's after each polish round (the
+    lag step moves the spread too; it is measured there, not corrected).
     """
     mask_bias = model.mask_head.bias
     k = model.config.n_mix
@@ -422,10 +423,7 @@ def calibrate(
         lag_gap = np.where(lagged & ~np.isnan(lag1), targets.lag1 - lag1, 0.0)
         gaps["rate_pp"].append(float(np.abs(rate - targets.rates).max() * 100))
         gaps["lag1"].append(float(np.abs(lag_gap).max()))
-        spread = _spread(raw.x, raw.m, numeric, targets.rates, unit)
-        with np.errstate(invalid="ignore", divide="ignore"):
-            log_ratio = np.log(spread / spread_target)
-        log_ratio = np.where(np.isfinite(log_ratio), log_ratio, 0.0)
+        log_ratio = _spread_log_ratio(raw, numeric, targets.rates, unit, spread_target)
         gaps["spread_log_ratio"].append(float(np.abs(log_ratio).max()))
         if scored:  # the score of the stays drawn, against the released scores of real ones
             realised = severity.codes_spread(raw.codes[:, encoding.severity_index])
@@ -472,7 +470,7 @@ def calibrate(
             log_factor = EXPRESSION_GAIN * score_log_ratio * weight
             log_factor = float(np.clip(log_factor, -MAX_EXPRESSION_STEP, MAX_EXPRESSION_STEP))
             severity.scale_expression(model, encoding, float(np.exp(log_factor)), raw.drawn)
-    gaps["rate_polish_pp"], gaps["lag1_polish"] = [], []
+    gaps["rate_polish_pp"], gaps["lag1_polish"], gaps["spread_polish_log_ratio"] = [], [], []
     for j in range(POLISH_ROUNDS):  # rates and lag-1, from the last joint round's sample on
         step = _rate_step(targets.rates, rate, n * encoding.n_steps)
         mask_bias += _as(np.clip(step, -MAX_STEP, MAX_STEP) * POLISH_WEIGHT, mask_bias)
@@ -486,7 +484,25 @@ def calibrate(
         lag_gap = np.where(lagged & ~np.isnan(lag1), targets.lag1 - lag1, 0.0)
         gaps["rate_polish_pp"].append(float(np.abs(rate - targets.rates).max() * 100))
         gaps["lag1_polish"].append(float(np.abs(lag_gap).max()))
+        # the lag step moves the within-stay variance too: measured, not corrected
+        log_ratio = _spread_log_ratio(raw, numeric, targets.rates, unit, spread_target)
+        gaps["spread_polish_log_ratio"].append(float(np.abs(log_ratio).max()))
     return gaps
+
+
+def _spread_log_ratio(
+    raw: RawSample,
+    idx: list[int],
+    rates: np.ndarray,
+    unit: np.ndarray,
+    target: np.ndarray,
+) -> np.ndarray:
+    """Log ratio ``[V]`` of sampled stays' :func:`_spread` to its ``target`` (0 where either
+    is missing or zero)."""
+    spread = _spread(raw.x, raw.m, idx, rates, unit)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        log_ratio = np.log(spread / target)
+    return np.where(np.isfinite(log_ratio), log_ratio, 0.0)
 
 
 def _lag_step(

@@ -39,7 +39,11 @@ from clinsynth.grid import to_grid
 from clinsynth.io import atomic_path
 from clinsynth.schema import Schema, load_schema, parse_schema
 
-FORMAT_VERSION = 3  # 2: the hidden severity field; 3: the blood-draw coupling (module draws)
+FORMAT_VERSION = 4  # 2: the hidden severity field; 3: the blood-draw coupling (module draws);
+# 4: the saved schema's variables carry within_stay_sd (an older reader would refuse it as
+# an unknown schema field rather than say the file is newer)
+READABLE_FORMATS = (3, 4)  # a 3 loads as saved: its schema has no within_stay_sd, which
+# only calibration (at fit time) reads
 DEFAULTS = {
     "epsilon": 4.0,
     "epochs": 60,
@@ -330,10 +334,12 @@ class SequenceSynthesizer:
                 "severity-score classes, each patient's "
                 "lag-1 sums of demeaned values per numeric variable, each patient's "
                 "squared deviations about its own mean per numeric variable, per expected "
-                "measurement (the released rates), and each patient's shares of its intervals "
-                "between measurements per variable in six buckets (1, 2, 3-4, 5-8, 9-16, 17+ "
-                "h); sampled rates, classes, lag-1 autocorrelations, within-stay variances, "
-                "interval hazards and blood-draw rounds are calibrated to them, and the spread "
+                "measurement (the released rates; both in the schema's within_stay_sd where it "
+                "gives one, else in standardised units), and each patient's shares of its "
+                "intervals between measurements per variable in six buckets (1, 2, 3-4, 5-8, "
+                "9-16, 17+ h); sampled rates, classes, lag-1 autocorrelations, within-stay "
+                "variances, interval hazards and blood-draw rounds are calibrated to them, and "
+                "the spread "
                 "of the drawn stays' own severity scores to the released classes' "
                 "(post-processing)",
                 "noise_multiplier": calibration.release_sigma(self.epsilon) if self.dp else None,
@@ -417,10 +423,11 @@ class SequenceSynthesizer:
             raise ClinsynthError(f"{path} is not a clinsynth model file ({exc}).") from None
         if not isinstance(payload, dict) or "format_version" not in payload:
             raise ClinsynthError(f"{path} is not a clinsynth model file.")
-        if payload["format_version"] != FORMAT_VERSION:
+        if payload["format_version"] not in READABLE_FORMATS:
             raise ClinsynthError(
                 f"{path} was saved by another version of clinsynth (model format "
-                f"{payload['format_version']}, this version reads {FORMAT_VERSION}): "
+                f"{payload['format_version']}, this version reads "
+                f"{' and '.join(map(str, READABLE_FORMATS))}): "
                 "train it again with this version."
             )
         params = dict(payload["params"])
