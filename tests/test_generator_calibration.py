@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from clinsynth.generator import calibration, effects, severity
-from clinsynth.generator.encoding import Encoding
+from clinsynth.generator.encoding import Encoding, static_groups
 from clinsynth.generator.features import EVER
 from clinsynth.generator.model import ModelConfig, StayModel
 from clinsynth.generator.sampling import sample_raw
@@ -103,6 +103,62 @@ def test_a_variable_that_barely_moves_within_a_stay_is_released_in_its_own_unit(
     noisy = _release(enc, x, m, codes, 3.0)
     assert noisy.lag1[w] == pytest.approx(exact.lag1[w], abs=0.05)
     assert noisy.spread[w] == pytest.approx(exact.spread[w], rel=0.25)
+
+
+def test_binned_statics_are_released_as_shares_of_groups_of_bins(data) -> None:
+    """Age, height and weight (not the severity score, not the binary and categorical fields)
+    get the exact shares of their groups of bins without noise; with noise, groups nobody is
+    in keep almost nothing, so sampling cannot fill them."""
+    enc, x, m, _, codes = data
+    fields = calibration.binned_statics(enc)
+    assert [enc.statics[k].name for k in fields] == ["Age", "Height", "Weight"]
+    exact = _release(enc, x, m, codes, 0.0).static_rates
+    assert all(r is None for k, r in enumerate(exact) if k not in fields)
+    for k in fields:
+        groups = static_groups(enc.statics[k].n_classes)
+        expected = np.bincount(groups[codes[:, k]], minlength=groups.max() + 1) / len(codes)
+        expected = np.clip(expected, calibration.MIN_RATE, None)
+        assert np.allclose(exact[k], expected / expected.sum())
+    noisy = _release(enc, x, m, codes, 3.0).static_rates
+    for k in fields:
+        groups = static_groups(enc.statics[k].n_classes)
+        empty = np.bincount(groups[codes[:, k]], minlength=groups.max() + 1) == 0
+        assert empty.any() and noisy[k][empty].sum() < 0.1
+        assert noisy[k].sum() == pytest.approx(1.0)
+    round_trip = calibration.Targets.from_dict(_release(enc, x, m, codes, 3.0).to_dict())
+    assert all(np.array_equal(a, b) for a, b in zip(round_trip.static_rates, noisy, strict=True)
+               if a is not None)  # fmt: skip
+    old = _release(enc, x, m, codes, 3.0).to_dict()
+    del old["static_rates"]  # a model saved before this release
+    assert calibration.Targets.from_dict(old).static_rates is None
+
+
+def test_static_groups_put_four_bins_together_and_missing_apart() -> None:
+    groups = static_groups(41)
+    assert groups[:8].tolist() == [0, 0, 0, 0, 1, 1, 1, 1]
+    assert groups[39] == 9 and groups[40] == 10  # the last bin's group; missing alone
+
+
+def test_sampled_statics_follow_their_released_group_shares(data) -> None:
+    """An untrained model spreads a static over all its bins; given group shares, its draws
+    follow them group by group, and keep the model's shape within a group."""
+    enc = replace(data[0], bounds=(), mask_source=None)
+    torch.manual_seed(0)
+    model = StayModel(enc, ModelConfig(hidden=8, n_blocks=1, n_mix=2)).eval()
+    k = [f.name for f in enc.statics].index("Height")
+    groups = static_groups(enc.statics[k].n_classes)
+    target = np.full(groups.max() + 1, 1e-4)
+    target[[4, 5]] = [0.7, 0.3]
+    target /= target.sum()
+    rates: list = [None] * enc.n_static
+    rates[k] = target
+    plain = sample_raw(model, enc, 2000, seed=4).codes[:, k]
+    drawn = sample_raw(model, enc, 2000, seed=4, static_rates=rates).codes[:, k]
+    share = np.bincount(groups[drawn], minlength=len(target)) / len(drawn)
+    assert np.abs(share - target).max() < 0.03
+    assert np.bincount(groups[plain], minlength=len(target))[[4, 5]].sum() < 0.7 * len(plain)
+    in_four = drawn[groups[drawn] == 4]
+    assert len(np.unique(in_four)) > 1  # the model's shape inside the group, not one bin
 
 
 def test_noisy_release_is_close_and_drops_unreliable_lag_targets(data) -> None:

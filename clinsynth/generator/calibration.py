@@ -38,7 +38,7 @@ import torch
 from clinsynth.generator import draws, intervals, measurement, severity
 from clinsynth.generator.dp import clip_rows, gaussian_sum, release_epsilon
 from clinsynth.generator.effects import regression_inputs
-from clinsynth.generator.encoding import Encoding
+from clinsynth.generator.encoding import Encoding, static_groups
 from clinsynth.generator.features import EVER
 from clinsynth.generator.model import StayModel
 from clinsynth.generator.sampling import RawSample, sample_raw
@@ -58,6 +58,9 @@ SPREAD_NOISE = 2.0  # the spread release's noise multiplier is twice the other t
 # 3.52 at ε = 4; 3.16 at 24/ε)
 INTERVAL_NOISE = 2.0  # and so is the interval release's: at 12/ε it raised the DP-SGD noise
 # by a fifth (3.41 -> 4.11 at ε = 4); hazards of a few buckets need less precision than rates
+STATIC_NOISE = 8.0 / 3.0  # the statics' histogram release runs at 8/3 of the rates' noise (8 at
+# ε = 4): it raises the DP-SGD noise 3.55 -> 3.64 (6 would take it to 3.72), and leaves a group's
+# count with noise sd 14 patients (three numeric statics: Age, Height, Weight)
 SPREAD_RELIABLE = 4.0  # a spread target is used if its sum is 4 noise sd above zero (variance
 # ratio error at most ~1/4, sd ~1/8)
 SIGMA_TIMES_EPS = 12.0  # noise multiplier 12/ε per release: 3 at ε = 4 (rate noise ~0.45 pp)
@@ -109,10 +112,21 @@ def interval_sigma(sigma: float) -> float:
     return INTERVAL_NOISE * sigma
 
 
+def static_sigma(sigma: float) -> float:
+    """Noise multiplier of the statics' histogram release when the rates run at ``sigma``."""
+    return STATIC_NOISE * sigma
+
+
 def mechanisms(sigma: float) -> tuple[tuple[float, float, int], ...]:
-    """The four releases (rates and lag-1 at ``sigma``, spread and intervals at their own) as
-    accountant entries ``(noise multiplier, sampling rate, steps)``."""
-    return ((sigma, 1.0, 2), (spread_sigma(sigma), 1.0, 1), (interval_sigma(sigma), 1.0, 1))
+    """The five releases (rates and lag-1 at ``sigma``, spread, intervals and the statics'
+    histograms at their own) as accountant entries ``(noise multiplier, sampling rate,
+    steps)``."""
+    return (
+        (sigma, 1.0, 2),
+        (spread_sigma(sigma), 1.0, 1),
+        (interval_sigma(sigma), 1.0, 1),
+        (static_sigma(sigma), 1.0, 1),
+    )
 
 
 @dataclass
@@ -130,6 +144,9 @@ class Targets:
     intervals: np.ndarray | None = None  # [V, B] mean interval bucket shares (module intervals)
     interval_noise_sd: float = 0.0  # noise sd on each of them
     draw_share: float | None = None  # mean share of steps with a blood draw (module draws)
+    # per static field before the outcomes: shares of the groups of bins of the numeric ones
+    # (static_groups), None for the others and for the severity score (release_static_rates)
+    static_rates: list[np.ndarray | None] | None = None
 
     def to_dict(self) -> dict:
         return {
@@ -146,6 +163,11 @@ class Targets:
             "intervals": None if self.intervals is None else self.intervals.tolist(),
             "interval_noise_sd": self.interval_noise_sd,
             "draw_share": self.draw_share,
+            "static_rates": (
+                None
+                if self.static_rates is None
+                else [None if r is None else r.tolist() for r in self.static_rates]
+            ),
         }
 
     @classmethod
@@ -163,6 +185,11 @@ class Targets:
             intervals=_array_or_none(d.get("intervals")),  # models before this release: none
             interval_noise_sd=float(d.get("interval_noise_sd", 0.0)),
             draw_share=d.get("draw_share"),
+            static_rates=(  # models before this release: none
+                None
+                if d.get("static_rates") is None
+                else [_array_or_none(r) for r in d["static_rates"]]
+            ),
         )  # fmt: skip
 
 
@@ -301,6 +328,7 @@ def release_targets(
     spread = np.full(v, np.nan)
     spread[idx] = _release_spread(xs, ms, rates[idx], gen, sigma, unit)
     gaps, gap_sd = intervals.release(m, gen, interval_sigma(sigma))
+    static_rates = release_static_rates(codes, encoding, gen, static_sigma(sigma))
     return Targets(
         rates,
         lag1,
@@ -311,7 +339,55 @@ def release_targets(
         intervals=gaps,
         interval_noise_sd=gap_sd,
         draw_share=draw_share,
+        static_rates=static_rates,
     )
+
+
+def binned_statics(encoding: Encoding) -> list[int]:
+    """The static fields (before the outcomes) whose classes are bins of a number, but for
+    the severity score (released with the rates)."""
+    return [
+        k
+        for k in range(encoding.n_static)
+        if encoding.statics[k].kind == "numeric" and k != encoding.severity_index
+    ]
+
+
+def release_static_rates(
+    codes: np.ndarray, encoding: Encoding, gen: torch.Generator, sigma: float
+) -> list[np.ndarray | None]:
+    """Released shares of each binned static's groups of bins (:func:`static_groups`; age,
+    height, weight), None for the other fields.
+
+    Their heads are 41-way softmaxes that start flat and get DP-SGD's noise on every logit:
+    trained, they still gave each empty bin about 1% (PhysioNet 2012, ε = 4: a quarter of the
+    heights outside 150-200 cm, 5% above 240 cm). Each patient's one-hot groups of these fields
+    have norm √(fields) exactly, the clip, so nothing is clipped; each group's count gets noise
+    of sd ``sigma`` × clip, one sd is taken off (as for the severity score's mostly empty bins)
+    and what is left is normalised. Groups of bins, not bins: at the cohort window's low end
+    (500 stays) a bin's count is about its noise, a group's several times it; within a group
+    the heads' own shape is kept. Sampling shifts the heads' logits group by group to these
+    shares (``sampling.calibration_shift``).
+    """
+    fields = binned_statics(encoding)
+    out: list[np.ndarray | None] = [None] * encoding.n_static
+    if not fields:
+        return out
+    maps = [static_groups(encoding.statics[k].n_classes) for k in fields]
+    sizes = [int(g.max()) + 1 for g in maps]
+    rows = np.concatenate(
+        [np.eye(c)[g[codes[:, k]]] for k, g, c in zip(fields, maps, sizes, strict=True)], axis=1
+    )
+    clip = float(np.sqrt(len(fields)))
+    counts = gaussian_sum(rows, clip, sigma, gen)
+    pos = 0
+    for k, c in zip(fields, sizes, strict=True):
+        shares = np.clip(counts[pos : pos + c] - sigma * clip, 0.0, None)
+        pos += c
+        if shares.sum() > 0:
+            shares = np.clip(shares / shares.sum(), MIN_RATE, None)
+            out[k] = shares / shares.sum()
+    return out
 
 
 def _release_lag1(
@@ -417,7 +493,10 @@ def calibrate(
         spread_borrowers[:] = False
     sd_total = np.zeros(len(targets.rates))  # log-sd shift applied so far, per variable
     for i in range(first + rounds + 1):
-        raw = sample_raw(model, encoding, n, seed + i, severity_rates=targets.severity_rates)
+        raw = sample_raw(
+            model, encoding, n, seed + i, severity_rates=targets.severity_rates,
+            static_rates=targets.static_rates,
+        )  # fmt: skip
         rate = raw.m.mean(axis=(0, 1))
         lag1 = _lag1(raw.x, raw.m, numeric, unit)
         lag_gap = np.where(lagged & ~np.isnan(lag1), targets.lag1 - lag1, 0.0)
@@ -477,7 +556,7 @@ def calibrate(
         _lag_step(persistence, level_weight, lag_gap, POLISH_WEIGHT)
         raw = sample_raw(
             model, encoding, POLISH_STAYS_FACTOR * n, seed + first + rounds + 1 + j,
-            severity_rates=targets.severity_rates,
+            severity_rates=targets.severity_rates, static_rates=targets.static_rates,
         )  # fmt: skip
         rate = raw.m.mean(axis=(0, 1))
         lag1 = _lag1(raw.x, raw.m, numeric, unit)

@@ -27,6 +27,7 @@ from clinsynth.schema import BaseField, Schema, Variable, VariableType
 
 STATIC_BINS = 40
 TAIL_Z = 4.0  # static bins are fine within centre ± 4 half-widths, one tail bin beyond
+STATIC_GROUP = 4  # adjacent static bins calibrated as one group (ten of a 40-bin static)
 MAX_SPAN = 16.0  # hard limits lie at most this many half-widths from the centre (about)
 NUMERIC_COND_SCALE = 3.0  # numeric statics enter the networks as (bin-centre z) / 3
 Z_CLIP = 32.0  # standardised values of a field without hard limits are clipped here
@@ -164,6 +165,15 @@ def _within_stay_scale(field: Variable) -> float:
     if field.within_stay_sd is None or field.is_numeric_code:
         return 1.0
     return float(field.within_stay_sd / NumericScale.of(field).half)
+
+
+def static_groups(n_classes: int) -> np.ndarray:
+    """Group of each class of a binned static ``[n_classes]``: :data:`STATIC_GROUP` adjacent
+    bins share one, the missing class (the last) has its own. Calibration releases the groups'
+    shares, not the bins' (``calibration.release_static_rates``)."""
+    groups = np.arange(n_classes) // STATIC_GROUP
+    groups[-1] = groups[-2] + 1
+    return groups
 
 
 def static_coding(field: BaseField, n_bins: int = STATIC_BINS) -> StaticCoding:

@@ -25,7 +25,7 @@ import torch
 from clinsynth.cohort import Cohort
 from clinsynth.generator import draws, stratified
 from clinsynth.generator.constraints import StepConstraints
-from clinsynth.generator.encoding import Encoding
+from clinsynth.generator.encoding import Encoding, static_groups
 from clinsynth.generator.features import History, stay_summary
 from clinsynth.generator.model import StayModel
 from clinsynth.schema import Schema
@@ -57,24 +57,39 @@ def sample_fields(
     gen: torch.Generator,
     summary: torch.Tensor | None = None,
     rates: list[np.ndarray | None] | None = None,
+    groups: list[np.ndarray | None] | None = None,
 ) -> None:
     """Draw ``codes[:, k]`` for k in ``fields`` in order, each given the earlier ones.
 
     ``rates`` (one class-probability vector per field, or None): the draws are calibrated so
-    that, on average over the drawn stays, each class has that probability.
+    that, on average over the drawn stays, each class has that probability; where ``groups``
+    gives the field a class -> group map, each group of classes has it.
     """
     device = model.is_gauss.device
     for i, k in enumerate(fields):
         cond = torch.from_numpy(encoding.static_condition(codes)).to(device)
         logits = model.fields.logits(k, cond, summary)
         if rates is not None and rates[i] is not None:
-            logits = logits + calibration_shift(logits, torch.as_tensor(rates[i]).to(logits))
+            target = torch.as_tensor(rates[i]).to(logits)
+            group = None if groups is None or groups[i] is None else groups[i]
+            if group is None:
+                logits = logits + calibration_shift(logits, target)
+            else:
+                index = torch.as_tensor(group, device=logits.device)
+                logits = logits + calibration_shift(logits, target, index)
         probs = torch.softmax(logits, dim=-1)
         codes[:, k] = stratified.categorical(probs, gen).cpu().numpy()
 
 
-def calibration_shift(logits: torch.Tensor, target: torch.Tensor, rounds: int = 50):
-    """Per-class logit offsets making the mean predicted class probabilities ``target``.
+def calibration_shift(
+    logits: torch.Tensor,
+    target: torch.Tensor,
+    groups: torch.Tensor | None = None,
+    rounds: int = 50,
+) -> torch.Tensor:
+    """Per-class logit offsets making the mean predicted class probabilities ``target``; with
+    ``groups`` (each class's group), the mean probability of each group ``target[group]``, one
+    offset shared by a group's classes (their shape within it is the model's).
 
     Calibration-in-the-large: the outcome heads rank stays well but, trained under DP noise and
     clipping and applied to synthetic stays, their average drifts (a death rate of 7% instead of
@@ -83,9 +98,12 @@ def calibration_shift(logits: torch.Tensor, target: torch.Tensor, rounds: int = 
     shift = torch.zeros_like(target)
     target = target.clamp(min=1e-6)
     for _ in range(rounds):
-        mean = torch.softmax(logits + shift, dim=-1).mean(dim=0).clamp(min=1e-12)
-        shift = shift + torch.log(target / mean)
-    return shift
+        class_shift = shift if groups is None else shift[groups]
+        mean = torch.softmax(logits + class_shift, dim=-1).mean(dim=0)
+        if groups is not None:
+            mean = torch.zeros_like(target).index_add_(0, groups, mean)
+        shift = shift + torch.log(target / mean.clamp(min=1e-12))
+    return shift if groups is None else shift[groups]
 
 
 @torch.no_grad()
@@ -159,16 +177,22 @@ def sample_raw(
     seed: int,
     outcome_rates: list[np.ndarray] | None = None,
     severity_rates: np.ndarray | None = None,
+    static_rates: list[np.ndarray | None] | None = None,
 ) -> RawSample:
-    """``n`` stays in model space, deterministic in ``seed``; outcomes and the severity score
-    are calibrated to the rates given (see ``sample_fields``)."""
+    """``n`` stays in model space, deterministic in ``seed``; outcomes, the severity score and
+    the statics with a rate vector in ``static_rates`` (per static field, None: drawn as the
+    model has them) are calibrated to the rates given (see ``sample_fields``)."""
     device = model.is_gauss.device
     gen = torch.Generator(device=device)
     gen.manual_seed(seed)
     model.eval()
     codes = np.array([[f.missing_class for f in encoding.statics]] * n, dtype=np.int64)
-    static_rates = [None] * encoding.severity_index + [severity_rates]
-    sample_fields(model, encoding, codes, range(encoding.n_static), gen, rates=static_rates)
+    rates = list(static_rates or [None] * encoding.n_static)
+    groups = [None if r is None else static_groups(f.n_classes) for r, f in
+              zip(rates, encoding.statics, strict=False)]  # fmt: skip
+    rates[encoding.severity_index] = severity_rates
+    groups[encoding.severity_index] = None
+    sample_fields(model, encoding, codes, range(encoding.n_static), gen, rates=rates, groups=groups)
     scale, shift = model.value_scale, model.value_shift
     xs, ms, summaries = [], [], []
     constraints = StepConstraints(encoding.bounds, encoding.variables, seed + REDRAW_SEED)

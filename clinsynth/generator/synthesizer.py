@@ -253,10 +253,12 @@ class SequenceSynthesizer:
         if not isinstance(seed, int | np.integer):
             raise ClinsynthError(f"seed must be an integer, got {seed!r}.")
         with _cpu_threads(self.threads):
-            severity_rates = None if self.targets_ is None else self.targets_.severity_rates
+            targets = self.targets_
             raw = sample_raw(
-                model, self.encoding, n, int(seed), self.outcome_rates_, severity_rates
-            )
+                model, self.encoding, n, int(seed), self.outcome_rates_,
+                severity_rates=None if targets is None else targets.severity_rates,
+                static_rates=None if targets is None else targets.static_rates,
+            )  # fmt: skip
         provenance = {
             "synthetic": True,
             "generator": "clinsynth.SequenceSynthesizer",
@@ -329,17 +331,18 @@ class SequenceSynthesizer:
                 "composed_with_dp_sgd": True,
             },
             "dp_release_calibration": {
-                "what": "four Gaussian mechanisms: each patient's share of measured grid cells "
+                "what": "five Gaussian mechanisms: each patient's share of measured grid cells "
                 "per variable with its share of steps with a blood draw and its outcome and "
                 "severity-score classes, each patient's "
                 "lag-1 sums of demeaned values per numeric variable, each patient's "
                 "squared deviations about its own mean per numeric variable, per expected "
                 "measurement (the released rates; both in the schema's within_stay_sd where it "
-                "gives one, else in standardised units), and each patient's shares of its "
+                "gives one, else in standardised units), each patient's shares of its "
                 "intervals between measurements per variable in six buckets (1, 2, 3-4, 5-8, "
-                "9-16, 17+ h); sampled rates, classes, lag-1 autocorrelations, within-stay "
-                "variances, interval hazards and blood-draw rounds are calibrated to them, and "
-                "the spread "
+                "9-16, 17+ h), and each patient's group of bins (four adjacent bins) of each "
+                "numeric static; sampled rates, classes, lag-1 autocorrelations, within-stay "
+                "variances, interval hazards, blood-draw rounds and the numeric statics' "
+                "groups are calibrated to them, and the spread "
                 "of the drawn stays' own severity scores to the released classes' "
                 "(post-processing)",
                 "noise_multiplier": calibration.release_sigma(self.epsilon) if self.dp else None,
@@ -353,7 +356,13 @@ class SequenceSynthesizer:
                     if self.dp
                     else None
                 ),
+                "static_noise_multiplier": (
+                    calibration.static_sigma(calibration.release_sigma(self.epsilon))
+                    if self.dp
+                    else None
+                ),
                 "clip_norms": {
+                    "statics": float(np.sqrt(len(calibration.binned_statics(self.encoding)))),
                     "rates": calibration.RATES_CLIP,
                     "lag1": calibration.LAG_CLIP,
                     "spread": calibration.SPREAD_CLIP,
