@@ -112,6 +112,12 @@ def interval_sigma(sigma: float) -> float:
     return INTERVAL_NOISE * sigma
 
 
+def static_clip(encoding: Encoding) -> float:
+    """l2 bound of one patient's row in the statics' release: one one-hot group per binned
+    static, so the exact norm of every row (public: the schema's field count)."""
+    return float(np.sqrt(len(binned_statics(encoding))))
+
+
 def static_sigma(sigma: float) -> float:
     """Noise multiplier of the statics' histogram release when the rates run at ``sigma``."""
     return STATIC_NOISE * sigma
@@ -378,7 +384,7 @@ def release_static_rates(
     rows = np.concatenate(
         [np.eye(c)[g[codes[:, k]]] for k, g, c in zip(fields, maps, sizes, strict=True)], axis=1
     )
-    clip = float(np.sqrt(len(fields)))
+    clip = static_clip(encoding)
     counts = gaussian_sum(rows, clip, sigma, gen)
     pos = 0
     for k, c in zip(fields, sizes, strict=True):
@@ -467,7 +473,6 @@ def calibrate(
     value_bias = model.value_head.bias.view(model.n_vars, model.n_params)
     persistence, level_weight = value_bias[:, 3 * k], value_bias[:, 3 * k + 1]  # views
     later_log_sd = model.value_local.weight[:, 2 * k : 3 * k, EVER]  # [V, K], a view
-    lagged = ~np.isnan(targets.lag1)
     no_target = np.full(len(targets.rates), np.nan)
     spread_target = no_target if targets.spread is None else targets.spread
     numeric = encoding.indices("gauss")
@@ -498,8 +503,7 @@ def calibrate(
             static_rates=targets.static_rates,
         )  # fmt: skip
         rate = raw.m.mean(axis=(0, 1))
-        lag1 = _lag1(raw.x, raw.m, numeric, unit)
-        lag_gap = np.where(lagged & ~np.isnan(lag1), targets.lag1 - lag1, 0.0)
+        lag_gap = _lag_gap(raw, numeric, unit, targets.lag1)
         gaps["rate_pp"].append(float(np.abs(rate - targets.rates).max() * 100))
         gaps["lag1"].append(float(np.abs(lag_gap).max()))
         log_ratio = _spread_log_ratio(raw, numeric, targets.rates, unit, spread_target)
@@ -559,14 +563,20 @@ def calibrate(
             severity_rates=targets.severity_rates, static_rates=targets.static_rates,
         )  # fmt: skip
         rate = raw.m.mean(axis=(0, 1))
-        lag1 = _lag1(raw.x, raw.m, numeric, unit)
-        lag_gap = np.where(lagged & ~np.isnan(lag1), targets.lag1 - lag1, 0.0)
+        lag_gap = _lag_gap(raw, numeric, unit, targets.lag1)
         gaps["rate_polish_pp"].append(float(np.abs(rate - targets.rates).max() * 100))
         gaps["lag1_polish"].append(float(np.abs(lag_gap).max()))
         # the lag step moves the within-stay variance too: measured, not corrected
         log_ratio = _spread_log_ratio(raw, numeric, targets.rates, unit, spread_target)
         gaps["spread_polish_log_ratio"].append(float(np.abs(log_ratio).max()))
     return gaps
+
+
+def _lag_gap(raw: RawSample, idx: list[int], unit: np.ndarray, target: np.ndarray) -> np.ndarray:
+    """Lag-1 ``target`` minus sampled stays' :func:`_lag1` ``[V]`` (0 where either is
+    missing)."""
+    lag1 = _lag1(raw.x, raw.m, idx, unit)
+    return np.where(~np.isnan(target) & ~np.isnan(lag1), target - lag1, 0.0)
 
 
 def _spread_log_ratio(

@@ -72,11 +72,8 @@ def sample_fields(
         if rates is not None and rates[i] is not None:
             target = torch.as_tensor(rates[i]).to(logits)
             group = None if groups is None or groups[i] is None else groups[i]
-            if group is None:
-                logits = logits + calibration_shift(logits, target)
-            else:
-                index = torch.as_tensor(group, device=logits.device)
-                logits = logits + calibration_shift(logits, target, index)
+            index = None if group is None else torch.as_tensor(group, device=logits.device)
+            logits = logits + calibration_shift(logits, target, index)
         probs = torch.softmax(logits, dim=-1)
         codes[:, k] = stratified.categorical(probs, gen).cpu().numpy()
 

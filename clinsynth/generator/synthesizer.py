@@ -362,7 +362,7 @@ class SequenceSynthesizer:
                     else None
                 ),
                 "clip_norms": {
-                    "statics": float(np.sqrt(len(calibration.binned_statics(self.encoding)))),
+                    "statics": calibration.static_clip(self.encoding),
                     "rates": calibration.RATES_CLIP,
                     "lag1": calibration.LAG_CLIP,
                     "spread": calibration.SPREAD_CLIP,
