@@ -5,7 +5,7 @@ the same seed, and prints the generator benchmark's quality figures and every au
 
 - ``model``: the model's own draws (no rules, no panels, no blood-draw coupling);
 - ``rules``: the schema's cross-variable rules kept while sampling (module constraints);
-- ``rules+panels``: and each schema panel's variables measured together (a shared uniform);
+- ``rules+panels``: and each schema panel measured as one event (module panels);
 - ``rules+panels+draws``: and the blood-drawn variables' uniforms tied by the model's
   calibrated draw coupling (module draws) — what ``sample`` does.
 

@@ -57,11 +57,16 @@ def test_release_carries_the_draw_share_and_calibration_reaches_it(simulated_mod
     rates_only = calibration.Targets(targets.rates, targets.lag1, 0.0, [])
     calibration.calibrate(model, enc, rates_only, seed=3, n=400, rounds=6)
     assert float(model.draw_coupling) == 0.0
-    apart = draws.draw_share(sample_raw(model, enc, 400, seed=9).m, blood).mean()
-    gaps = calibration.calibrate(
-        model, enc, replace(rates_only, draw_share=targets.draw_share), seed=3, n=400, rounds=6
+
+    def sampled_share() -> float:  # sampled as the synthesizer samples: panels follow a lead
+        raw = sample_raw(model, enc, 400, seed=9, measurement_rates=targets.rates)
+        return float(draws.draw_share(raw.m, blood).mean())
+
+    apart = sampled_share()
+    gaps = calibration.calibrate(  # as many rounds as the synthesizer's calibration
+        model, enc, replace(rates_only, draw_share=targets.draw_share), seed=3, n=400, rounds=8
     )
-    together = draws.draw_share(sample_raw(model, enc, 400, seed=9).m, blood).mean()
+    together = sampled_share()
     assert apart > 1.3 * targets.draw_share  # independent panels: too many draws
     assert abs(together / targets.draw_share - 1) < 0.1
     assert float(model.draw_coupling) > 0.3

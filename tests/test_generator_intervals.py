@@ -73,8 +73,8 @@ def test_calibration_brings_a_bursty_model_to_the_released_intervals(simulated_m
         calibration.calibrate(model, enc, targets, seed=3, n=400, rounds=8)
         return model
 
-    rates_only = sample_raw(calibrated(plain), enc, 400, seed=99).m
-    both = sample_raw(calibrated(with_intervals), enc, 400, seed=99).m
+    rates_only = sample_raw(calibrated(plain), enc, 400, seed=99, measurement_rates=rates).m
+    both = sample_raw(calibrated(with_intervals), enc, 400, seed=99, measurement_rates=rates).m
     before, after = (_worst_lab_gap(enc, target, 0.002, s) for s in (rates_only, both))
     assert before > 1.5  # log-odds: hazards several times off
     assert after < before / 2

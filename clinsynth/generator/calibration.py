@@ -35,7 +35,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from clinsynth.generator import draws, intervals, measurement, severity
+from clinsynth.generator import draws, intervals, measurement, panels, severity
 from clinsynth.generator.dp import clip_rows, gaussian_sum, release_epsilon
 from clinsynth.generator.effects import regression_inputs
 from clinsynth.generator.encoding import Encoding, static_groups
@@ -492,6 +492,10 @@ def calibrate(
     if first:
         gaps["intensity"] = []
     blood_numeric = blood & np.isin(np.arange(len(blood)), numeric)
+    # a panel's followers are measured with its lead (module panels): their own measurement
+    # weights do not act, so the rate, interval and intensity steps leave them be (their gaps
+    # are still measured and reported)
+    followers = panel_followers(encoding, targets.rates)
     spread_sharers = blood_numeric & ~np.isnan(spread_target)
     spread_borrowers = blood_numeric & np.isnan(spread_target)
     if spread_sharers.sum() < MIN_SPREAD_SHARERS:
@@ -500,7 +504,7 @@ def calibrate(
     for i in range(first + rounds + 1):
         raw = sample_raw(
             model, encoding, n, seed + i, severity_rates=targets.severity_rates,
-            static_rates=targets.static_rates,
+            static_rates=targets.static_rates, measurement_rates=targets.rates,
         )  # fmt: skip
         rate = raw.m.mean(axis=(0, 1))
         lag_gap = _lag_gap(raw, numeric, unit, targets.lag1)
@@ -532,11 +536,14 @@ def calibrate(
             break
         weight = 1.0 / max(1, i - first - 1)  # 1, 1, 1, 1/2, 1/3, ... after the first rounds
         if first:
+            intensity_gap[:, followers] = 0.0
             measurement.calibrate_step(model, encoding, z, intensity_gap, weight)
         step = _rate_step(targets.rates, rate, n * encoding.n_steps)
+        step[followers] = 0.0
         mask_bias += _as(np.clip(step, -MAX_STEP, MAX_STEP) * weight, mask_bias)
         if targets.intervals is not None:
             hazard_step = np.clip(hazard_step, -MAX_STEP, MAX_STEP) * weight
+            hazard_step[followers] = 0.0
             intervals.apply_step(model.mask_local.weight, hazard_step)
         if targets.draw_share is not None:
             coupling = draws.calibration_step(coupling, targets.draw_share, sampled_share, weight)
@@ -556,11 +563,13 @@ def calibrate(
     gaps["rate_polish_pp"], gaps["lag1_polish"], gaps["spread_polish_log_ratio"] = [], [], []
     for j in range(POLISH_ROUNDS):  # rates and lag-1, from the last joint round's sample on
         step = _rate_step(targets.rates, rate, n * encoding.n_steps)
+        step[followers] = 0.0
         mask_bias += _as(np.clip(step, -MAX_STEP, MAX_STEP) * POLISH_WEIGHT, mask_bias)
         _lag_step(persistence, level_weight, lag_gap, POLISH_WEIGHT)
         raw = sample_raw(
             model, encoding, POLISH_STAYS_FACTOR * n, seed + first + rounds + 1 + j,
             severity_rates=targets.severity_rates, static_rates=targets.static_rates,
+            measurement_rates=targets.rates,
         )  # fmt: skip
         rate = raw.m.mean(axis=(0, 1))
         lag_gap = _lag_gap(raw, numeric, unit, targets.lag1)
@@ -570,6 +579,14 @@ def calibrate(
         log_ratio = _spread_log_ratio(raw, numeric, targets.rates, unit, spread_target)
         gaps["spread_polish_log_ratio"].append(float(np.abs(log_ratio).max()))
     return gaps
+
+
+def panel_followers(encoding: Encoding, rates: np.ndarray) -> list[int]:
+    """The variables sampling measures with their panel's lead at these released ``rates``
+    (module panels); none when the encoding has no panels."""
+    if encoding.mask_source is None:
+        return []
+    return panels.plan(encoding.mask_source, rates).followers
 
 
 def _lag_gap(raw: RawSample, idx: list[int], unit: np.ndarray, target: np.ndarray) -> np.ndarray:

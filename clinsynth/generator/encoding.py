@@ -208,8 +208,9 @@ class Encoding:
     step_hours: float
     bounds: tuple[Bound, ...] = ()  # the schema's rules, kept while sampling (constraints)
     unenforced_rules: tuple[str, ...] = ()
-    # per variable: the variable whose uniform decides whether it is measured in a step (the
-    # first of its schema panel; itself when in none): a panel is measured together
+    # per variable: the first variable of its schema panel (itself when in none), which names
+    # the panel: sampling measures a panel as one event (module panels) or, without released
+    # rates, gives its members this variable's uniform
     mask_source: tuple[int, ...] | None = None
     # per variable: drawn from a blood sample (schema group "lab"), so measured in rounds
     drawn_from_blood: tuple[bool, ...] = ()

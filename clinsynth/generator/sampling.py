@@ -2,14 +2,14 @@
 
 Statics field by field, then the grid step by step: within a step the measurement mask is drawn
 (per variable given the history; the variables of one schema panel, which a single reading or
-blood sample yields, share one uniform, so they are measured together as far as their
-probabilities allow while each keeps its own rate, and the labs of different panels are tied by
-the calibrated blood-draw coupling: module draws), then the values of the measured variables in
-schema order (each sees the co-measured ones before it, and the schema's cross-variable rules
-bound it given them: module constraints), then the outcomes given the stay. The uniforms
-behind the measurement decisions and the statics' and outcomes' classes are stratified across
-the stays drawn together (module stratified): each stay is drawn as before, but a cohort's
-observation rates and class counts swing less from one sample to the next.
+blood sample yields, are measured as one event: its most-measured member's head decides and the
+others come with it at their released share, module panels; and the labs of different panels
+are tied by the calibrated blood-draw coupling: module draws), then the values of the measured
+variables in schema order (each sees the co-measured ones before it, and the schema's
+cross-variable rules bound it given them: module constraints), then the outcomes given the
+stay. The uniforms behind the measurement decisions and the statics' and outcomes' classes are
+stratified across the stays drawn together (module stratified): each stay is drawn as before,
+but a cohort's observation rates and class counts swing less from one sample to the next.
 Everything is drawn from one seeded ``torch.Generator`` (and one numpy generator for within-bin
 / within-step jitter), so the same model and seed give the same cohort.
 """
@@ -23,7 +23,7 @@ import pandas as pd
 import torch
 
 from clinsynth.cohort import Cohort
-from clinsynth.generator import draws, stratified
+from clinsynth.generator import draws, panels, stratified
 from clinsynth.generator.constraints import StepConstraints
 from clinsynth.generator.encoding import Encoding, static_groups
 from clinsynth.generator.features import History, stay_summary
@@ -111,12 +111,14 @@ def sample_series(
     constraints: StepConstraints | None = None,
     mask_source: tuple[int, ...] | None = None,
     blood: tuple[bool, ...] = (),
+    panel_plan: panels.PanelPlan | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Draw ``x, m [B, T, V]`` step by step given the statics conditioning ``cond [B, C]``,
     each step's values kept within ``constraints`` (none: the model's draws as they are) and
     variable v measured when the uniform of ``mask_source[v]`` falls below its probability
     (none: independent uniforms), the ``blood`` variables' uniforms tied by the model's draw
-    coupling (module draws)."""
+    coupling (module draws); with a ``panel_plan`` a panel's followers are measured with its
+    lead instead (module panels)."""
     batch, device = cond.shape[0], cond.device
     n_vars = model.n_vars
     hist = History(batch, model.value_scale, model.value_shift, model.n_steps)
@@ -136,6 +138,8 @@ def sample_series(
             u = u[:, list(mask_source)]
         u = draws.couple(u, in_blood, rho, gen)
         m_t = (u < torch.sigmoid(logit)).float()
+        if panel_plan is not None:
+            m_t = panels.follow(m_t, panel_plan, stratified.uniforms(batch, n_vars, gen, device))
         logw, mu, log_sigma = model.mixture(params, per_var, torch.zeros_like(logit))
         shift = torch.zeros(batch, n_vars, device=device)
         x_t = torch.zeros(batch, n_vars, device=device)
@@ -175,10 +179,13 @@ def sample_raw(
     outcome_rates: list[np.ndarray] | None = None,
     severity_rates: np.ndarray | None = None,
     static_rates: list[np.ndarray | None] | None = None,
+    measurement_rates: np.ndarray | None = None,
 ) -> RawSample:
     """``n`` stays in model space, deterministic in ``seed``; outcomes, the severity score and
     the statics with a rate vector in ``static_rates`` (per static field, None: drawn as the
-    model has them) are calibrated to the rates given (see ``sample_fields``)."""
+    model has them) are calibrated to the rates given (see ``sample_fields``). With the
+    released ``measurement_rates`` [V], each schema panel is measured as one event, its
+    members at their own rates (module panels); without, its members share one uniform."""
     device = model.is_gauss.device
     gen = torch.Generator(device=device)
     gen.manual_seed(seed)
@@ -193,11 +200,14 @@ def sample_raw(
     scale, shift = model.value_scale, model.value_shift
     xs, ms, summaries = [], [], []
     constraints = StepConstraints(encoding.bounds, encoding.variables, seed + REDRAW_SEED)
+    plan = None
+    if measurement_rates is not None and encoding.mask_source is not None:
+        plan = panels.plan(encoding.mask_source, measurement_rates)
     for start in range(0, n, SAMPLE_CHUNK):
         cond = torch.from_numpy(encoding.static_condition(codes[start : start + SAMPLE_CHUNK]))
         x, m = sample_series(
             model, cond.to(device), gen, constraints, encoding.mask_source,
-            encoding.drawn_from_blood,
+            encoding.drawn_from_blood, plan,
         )  # fmt: skip
         summaries.append(stay_summary(x, m, scale, shift))
         xs.append(x.cpu().numpy())

@@ -258,6 +258,7 @@ class SequenceSynthesizer:
                 model, self.encoding, n, int(seed), self.outcome_rates_,
                 severity_rates=None if targets is None else targets.severity_rates,
                 static_rates=None if targets is None else targets.static_rates,
+                measurement_rates=None if targets is None else targets.rates,
             )  # fmt: skip
         provenance = {
             "synthetic": True,
@@ -343,8 +344,9 @@ class SequenceSynthesizer:
                 "numeric static; sampled rates, classes, lag-1 autocorrelations, within-stay "
                 "variances, interval hazards, blood-draw rounds and the numeric statics' "
                 "groups are calibrated to them, and the spread "
-                "of the drawn stays' own severity scores to the released classes' "
-                "(post-processing)",
+                "of the drawn stays' own severity scores to the released classes'; each "
+                "schema panel is measured when its member with the highest released rate is, "
+                "the others at their released share of it (post-processing)",
                 "noise_multiplier": calibration.release_sigma(self.epsilon) if self.dp else None,
                 "spread_noise_multiplier": (
                     calibration.spread_sigma(calibration.release_sigma(self.epsilon))
