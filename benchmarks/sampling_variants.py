@@ -9,6 +9,12 @@ the same seed, and prints the generator benchmark's quality figures and every au
 - ``rules+panels+draws``: and the blood-drawn variables' uniforms tied by the model's
   calibrated draw coupling (module draws) — what ``sample`` does.
 
+Caveat: calibration is run once, for what ``sample`` does. A panel's followers are measured with
+their lead there, so calibration leaves their own measurement weights alone; in ``model`` and
+``rules`` those followers are measured by their own, uncalibrated heads, and their rates and
+intervals are DP-SGD's as trained. Those two rows therefore show less than what calibration
+alone would give them.
+
 The real split is the benchmark's (2,000 members / 2,000 non-members of set-a, by ``--seed``);
 the non-members are both the test set of the quality figures and the audits' holdout.
 

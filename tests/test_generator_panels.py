@@ -65,6 +65,8 @@ def test_a_panels_lead_is_its_most_measured_member_and_the_others_follow_at_thei
     assert plan.followers == [1, 2]
     tie = panels.plan((0, 0), np.array([0.2, 0.2]))
     assert tie.lead == (0, 0) and tie.follow == (1.0, 1.0)
+    unknown = panels.plan((0, 0, 0), np.array([np.nan, 0.3, 0.1]))  # an unknown rate never leads
+    assert unknown.lead == (1, 1, 1) and unknown.follow == pytest.approx((0.0, 1.0, 1 / 3))
 
 
 def test_followers_are_measured_only_with_their_lead_and_at_their_share_of_it() -> None:

@@ -25,6 +25,8 @@ release also carries how often a patient had blood drawn, which sets how strongl
 different panels are drawn in the same rounds (module :mod:`draws`). A fourth
 release, of how long after a measurement each variable is measured again (module
 :mod:`intervals`), moves the weights of the time-since-measured features in every round.
+A schema panel's followers are measured with its lead (module :mod:`panels`), so every
+measurement step (rates, intervals, intensity) leaves their own weights alone.
 Everything after the releases is post-processing of DP outputs and costs no privacy.
 """
 
@@ -458,7 +460,9 @@ def calibrate(
     :data:`LAST_WEIGHT_FLOOR`) but still follows itself too closely lowers the weight of its
     running level instead: its persistence then comes from the level and from co-measured
     variables (NIMAP follows NISysABP and NIDiasABP within the step), not from the last value.
-    A bias shift moves every state alike, so the pattern the model learned is kept. Then
+    A bias shift moves every state alike, so the pattern the model learned is kept. A schema
+    panel's followers (module :mod:`panels`) are measured with their lead, so their own
+    measurement weights get no rate, interval or intensity step. Then
     :data:`POLISH_ROUNDS` rounds move the measurement biases and the last-value (or level)
     weights alone, by :data:`POLISH_WEIGHT` of the step, on :data:`POLISH_STAYS_FACTOR` times
     as many stays. Lag-1 and spread are measured in each variable's within-stay unit

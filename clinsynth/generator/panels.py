@@ -46,7 +46,7 @@ class PanelPlan:
 def plan(panel_of: tuple[int, ...], rates: np.ndarray) -> PanelPlan:
     """The plan for variables grouped by ``panel_of`` (per variable, an id shared by one
     panel's members: ``Encoding.mask_source``) given their measurement ``rates``."""
-    rates = np.asarray(rates, dtype=np.float64)
+    rates = np.nan_to_num(np.asarray(rates, dtype=np.float64), nan=0.0)  # unknown: never leads
     lead = list(range(len(panel_of)))
     follow = [1.0] * len(panel_of)
     for panel in sorted(set(panel_of)):

@@ -138,7 +138,7 @@ def sample_series(
             u = u[:, list(mask_source)]
         u = draws.couple(u, in_blood, rho, gen)
         m_t = (u < torch.sigmoid(logit)).float()
-        if panel_plan is not None:
+        if panel_plan is not None and panel_plan.followers:
             m_t = panels.follow(m_t, panel_plan, stratified.uniforms(batch, n_vars, gen, device))
         logw, mu, log_sigma = model.mixture(params, per_var, torch.zeros_like(logit))
         shift = torch.zeros(batch, n_vars, device=device)
