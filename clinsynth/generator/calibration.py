@@ -499,7 +499,8 @@ def calibrate(
     # a panel's followers are measured with its lead (module panels): their own measurement
     # weights do not act, so the rate, interval and intensity steps leave them be (their gaps
     # are still measured and reported)
-    followers = panel_followers(encoding, targets.rates)
+    plan = panels.plan_if_any(encoding.mask_source, targets.rates)
+    followers = [] if plan is None else plan.followers
     spread_sharers = blood_numeric & ~np.isnan(spread_target)
     spread_borrowers = blood_numeric & np.isnan(spread_target)
     if spread_sharers.sum() < MIN_SPREAD_SHARERS:
@@ -583,14 +584,6 @@ def calibrate(
         log_ratio = _spread_log_ratio(raw, numeric, targets.rates, unit, spread_target)
         gaps["spread_polish_log_ratio"].append(float(np.abs(log_ratio).max()))
     return gaps
-
-
-def panel_followers(encoding: Encoding, rates: np.ndarray) -> list[int]:
-    """The variables sampling measures with their panel's lead at these released ``rates``
-    (module panels); none when the encoding has no panels."""
-    if encoding.mask_source is None:
-        return []
-    return panels.plan(encoding.mask_source, rates).followers
 
 
 def _lag_gap(raw: RawSample, idx: list[int], unit: np.ndarray, target: np.ndarray) -> np.ndarray:

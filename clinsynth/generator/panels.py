@@ -25,6 +25,7 @@ hospital may run co-oximetry for some patients only).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 import torch
@@ -38,9 +39,16 @@ class PanelPlan:
     lead: tuple[int, ...]
     follow: tuple[float, ...]
 
-    @property
+    @cached_property  # read at every sampled step
     def followers(self) -> list[int]:
         return [v for v, lead in enumerate(self.lead) if lead != v]
+
+
+def plan_if_any(panel_of: tuple[int, ...] | None, rates: np.ndarray | None) -> PanelPlan | None:
+    """:func:`plan`, or None without panels (``panel_of`` None) or without released
+    ``rates``: sampling then gives a panel's members one uniform, and calibration steps them
+    all."""
+    return None if panel_of is None or rates is None else plan(panel_of, rates)
 
 
 def plan(panel_of: tuple[int, ...], rates: np.ndarray) -> PanelPlan:

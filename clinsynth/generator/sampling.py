@@ -200,9 +200,7 @@ def sample_raw(
     scale, shift = model.value_scale, model.value_shift
     xs, ms, summaries = [], [], []
     constraints = StepConstraints(encoding.bounds, encoding.variables, seed + REDRAW_SEED)
-    plan = None
-    if measurement_rates is not None and encoding.mask_source is not None:
-        plan = panels.plan(encoding.mask_source, measurement_rates)
+    plan = panels.plan_if_any(encoding.mask_source, measurement_rates)
     for start in range(0, n, SAMPLE_CHUNK):
         cond = torch.from_numpy(encoding.static_condition(codes[start : start + SAMPLE_CHUNK]))
         x, m = sample_series(
