@@ -136,8 +136,7 @@ def test_calibration_brings_followers_to_their_rates_through_their_lead() -> Non
     torch.manual_seed(1)
     model = StayModel(enc, ModelConfig(hidden=8, n_blocks=1, n_mix=2)).eval()
     rates = np.linspace(0.05, 0.4, enc.n_variables)
-    numeric = np.array([v.kind == "gauss" for v in enc.variables])
-    targets = calibration.Targets(rates, np.where(numeric, np.nan, np.nan), 0.0, [])
+    targets = calibration.Targets(rates, np.full(enc.n_variables, np.nan), 0.0, [])  # no lag-1
     followers = panels.plan(enc.mask_source, rates).followers
     bias = model.mask_head.bias.detach().clone()
     calibration.calibrate(model, enc, targets, seed=3, n=300, rounds=6)

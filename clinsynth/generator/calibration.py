@@ -506,11 +506,20 @@ def calibrate(
     if spread_sharers.sum() < MIN_SPREAD_SHARERS:
         spread_borrowers[:] = False
     sd_total = np.zeros(len(targets.rates))  # log-sd shift applied so far, per variable
-    for i in range(first + rounds + 1):
-        raw = sample_raw(
-            model, encoding, n, seed + i, severity_rates=targets.severity_rates,
+
+    def draw(stays: int, draw_seed: int) -> RawSample:  # as the synthesizer samples
+        return sample_raw(
+            model, encoding, stays, draw_seed, severity_rates=targets.severity_rates,
             static_rates=targets.static_rates, measurement_rates=targets.rates,
         )  # fmt: skip
+
+    def move_rates(rate: np.ndarray, weight: float) -> None:
+        step = _rate_step(targets.rates, rate, n * encoding.n_steps)
+        step[followers] = 0.0
+        mask_bias.add_(_as(np.clip(step, -MAX_STEP, MAX_STEP) * weight, mask_bias))
+
+    for i in range(first + rounds + 1):
+        raw = draw(n, seed + i)
         rate = raw.m.mean(axis=(0, 1))
         lag_gap = _lag_gap(raw, numeric, unit, targets.lag1)
         gaps["rate_pp"].append(float(np.abs(rate - targets.rates).max() * 100))
@@ -543,9 +552,7 @@ def calibrate(
         if first:
             intensity_gap[:, followers] = 0.0
             measurement.calibrate_step(model, encoding, z, intensity_gap, weight)
-        step = _rate_step(targets.rates, rate, n * encoding.n_steps)
-        step[followers] = 0.0
-        mask_bias += _as(np.clip(step, -MAX_STEP, MAX_STEP) * weight, mask_bias)
+        move_rates(rate, weight)
         if targets.intervals is not None:
             hazard_step = np.clip(hazard_step, -MAX_STEP, MAX_STEP) * weight
             hazard_step[followers] = 0.0
@@ -567,15 +574,9 @@ def calibrate(
             severity.scale_expression(model, encoding, float(np.exp(log_factor)), raw.drawn)
     gaps["rate_polish_pp"], gaps["lag1_polish"], gaps["spread_polish_log_ratio"] = [], [], []
     for j in range(POLISH_ROUNDS):  # rates and lag-1, from the last joint round's sample on
-        step = _rate_step(targets.rates, rate, n * encoding.n_steps)
-        step[followers] = 0.0
-        mask_bias += _as(np.clip(step, -MAX_STEP, MAX_STEP) * POLISH_WEIGHT, mask_bias)
+        move_rates(rate, POLISH_WEIGHT)
         _lag_step(persistence, level_weight, lag_gap, POLISH_WEIGHT)
-        raw = sample_raw(
-            model, encoding, POLISH_STAYS_FACTOR * n, seed + first + rounds + 1 + j,
-            severity_rates=targets.severity_rates, static_rates=targets.static_rates,
-            measurement_rates=targets.rates,
-        )  # fmt: skip
+        raw = draw(POLISH_STAYS_FACTOR * n, seed + first + rounds + 1 + j)
         rate = raw.m.mean(axis=(0, 1))
         lag_gap = _lag_gap(raw, numeric, unit, targets.lag1)
         gaps["rate_polish_pp"].append(float(np.abs(rate - targets.rates).max() * 100))
