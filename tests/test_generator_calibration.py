@@ -45,15 +45,43 @@ def test_exact_release_is_the_cohorts_rates_and_autocorrelation(data) -> None:
     # released); a variable nobody has twice has no target
     idx = enc.indices("gauss")
     unit = calibration.within_stay_scales(enc, idx)
-    rows = calibration.within_squares(
-        x[..., idx].astype(np.float64), m[..., idx], targets.rates[idx], unit
-    )
+    charted = enc.charted(x, m)[..., idx].astype(np.float64)  # the values as charted
+    rows = calibration.within_squares(charted, m[..., idx], targets.rates[idx], unit)
     expected = calibration.clip_rows(rows, calibration.SPREAD_CLIP).mean(0)
     some = expected > 0
     assert some.sum() > 30
     assert np.allclose(targets.spread[idx][some], expected[some])
     assert np.isnan(targets.spread[~numeric]).all()
     assert 0.0 < targets.spread[hr] < 1.0
+
+
+def test_within_stay_statistics_see_values_as_charted_not_as_dequantised() -> None:
+    """Training spreads each charted value over its rounding interval; the lag-1 and spread
+    releases undo that (and sampled stays are measured as exported), so rounding noise sits on
+    both sides alike. The spread release with and without it differs for GCS (whole points)."""
+    cohort = simulate_cohort(80, seed=3)
+    enc = Encoding.from_schema(cohort.schema)
+    values = to_grid(cohort).values
+    x, m = enc.encode_series(enc.dequantise(values, np.random.default_rng(1)))
+    exact, _ = enc.encode_series(values)
+    assert not np.array_equal(x, exact)
+    assert np.allclose(enc.charted(x, m), exact, rtol=0, atol=1e-3)  # float32 round trips
+    idx = enc.indices("gauss")
+    unit = calibration.within_stay_scales(enc, idx)
+    gcs = idx.index([v.name for v in enc.variables].index("GCS"))
+    rates = np.clip(m.mean(axis=(0, 1)), 1e-4, 1)[idx]
+    noisy, charted = (
+        calibration.within_squares(v[..., idx].astype(np.float64), m[..., idx], rates, unit)
+        for v in (x, exact)
+    )
+    targets = calibration.release_targets(
+        x, m, enc.encode_statics(to_grid(cohort).statics), enc, torch.Generator(), 0.0
+    )
+    expected, dequantised = (
+        calibration.clip_rows(rows, calibration.SPREAD_CLIP).mean(0) for rows in (charted, noisy)
+    )
+    assert targets.spread[idx][gcs] == pytest.approx(expected[gcs])
+    assert targets.spread[idx][gcs] != pytest.approx(dequantised[gcs])
 
 
 def test_within_squares_are_deviations_from_the_patients_own_mean_per_expected_measurement():
@@ -185,12 +213,12 @@ def test_noisy_release_is_close_and_drops_unreliable_lag_targets(data) -> None:
 
 
 def _spread(enc: Encoding, raw, rates: np.ndarray) -> np.ndarray:
-    """Sampled stays' spread per numeric variable, rows clipped as the release clips them."""
+    """Sampled stays' spread per numeric variable, as exported (charted) and with rows clipped
+    as the release clips them: what calibration measures."""
     idx = enc.indices("gauss")
     unit = calibration.within_stay_scales(enc, idx)
-    rows = calibration.within_squares(
-        raw.x[..., idx].astype(np.float64), raw.m[..., idx], rates[idx], unit
-    )
+    charted = enc.charted(raw.x, raw.m)[..., idx].astype(np.float64)
+    rows = calibration.within_squares(charted, raw.m[..., idx], rates[idx], unit)
     return calibration.clip_rows(rows, calibration.SPREAD_CLIP).mean(0)
 
 
@@ -238,14 +266,16 @@ def test_calibration_moves_an_untrained_model_onto_the_targets(data) -> None:
 
 
 def test_calibration_measures_sampled_stays_in_the_release_unit(data) -> None:
-    """Targets taken from the very stays the first round samples (same seed) leave no gap: the
-    sampled side uses the schema's within-stay unit too (measured in standardised units, this
-    untrained model's Weight is 0.92 off in log spread ratio and 0.15 in lag-1: the clips keep
-    it from the unit squared)."""
+    """Targets taken from the very stays the first round samples (same seed), as exported,
+    leave no gap: the sampled side uses the schema's within-stay unit too (measured in
+    standardised units, this untrained model's Weight is 0.92 off in log spread ratio and 0.15
+    in lag-1: the clips keep it from the unit squared), and values clipped to the hard limits
+    and rounded (measured as drawn, the gap is not zero: this model draws GCS above 15)."""
     enc = replace(data[0], bounds=(), mask_source=None)
     torch.manual_seed(0)
     model = StayModel(enc, ModelConfig(hidden=8, n_blocks=1, n_mix=2)).eval()
     raw = sample_raw(model, enc, 300, seed=3)
+    raw = replace(raw, x=enc.charted(raw.x, raw.m))  # as calibration measures them: exported
     rates = np.clip(raw.m.mean(axis=(0, 1)), calibration.MIN_RATE, 1 - calibration.MIN_RATE)
     idx = enc.indices("gauss")
     unit = calibration.within_stay_scales(enc, idx)

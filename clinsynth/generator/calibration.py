@@ -27,12 +27,17 @@ release, of how long after a measurement each variable is measured again (module
 :mod:`intervals`), moves the weights of the time-since-measured features in every round.
 A schema panel's followers are measured with its lead (module :mod:`panels`), so every
 measurement step (rates, intervals, intensity) leaves their own weights alone.
+Lag-1 and spread are measured on values as a chart holds them (:meth:`Encoding.charted`): real
+ones without the training's dequantisation, sampled ones clipped and rounded as exported. In
+model space a synthetic GCS went above 15 in a fifth of its draws; measured there, its lag-1
+met the release while the exported series, clipped at 15, fell 0.10 short of the real one
+(PhysioNet 2012, ε = 4, seed 1: 0.70 in model space, 0.59 exported, real 0.69).
 Everything after the releases is post-processing of DP outputs and costs no privacy.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import torch
@@ -328,7 +333,7 @@ def release_targets(
         class_rates.append(probs / probs.sum())
         pos += k
     idx = encoding.indices("gauss")
-    xs, ms = x[..., idx].astype(np.float64), m[..., idx]
+    xs, ms = encoding.charted(x, m)[..., idx].astype(np.float64), m[..., idx]
     lag1 = np.full(v, np.nan)
     unit = within_stay_scales(encoding, idx)
     lag1[idx] = _release_lag1(xs, ms, gen, sigma, unit)
@@ -507,11 +512,12 @@ def calibrate(
         spread_borrowers[:] = False
     sd_total = np.zeros(len(targets.rates))  # log-sd shift applied so far, per variable
 
-    def draw(stays: int, draw_seed: int) -> RawSample:  # as the synthesizer samples
-        return sample_raw(
+    def draw(stays: int, draw_seed: int) -> RawSample:  # as the synthesizer samples and exports
+        raw = sample_raw(
             model, encoding, stays, draw_seed, severity_rates=targets.severity_rates,
             static_rates=targets.static_rates, measurement_rates=targets.rates,
         )  # fmt: skip
+        return replace(raw, x=encoding.charted(raw.x, raw.m))
 
     def move_rates(rate: np.ndarray, weight: float) -> None:
         step = _rate_step(targets.rates, rate, n * encoding.n_steps)

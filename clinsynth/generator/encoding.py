@@ -280,6 +280,15 @@ class Encoding:
     def indices(self, kind: str) -> list[int]:
         return [i for i, v in enumerate(self.variables) if v.kind == kind]
 
+    def charted(self, x: np.ndarray, m: np.ndarray) -> np.ndarray:
+        """Model-space values ``x [N,T,V]`` (measured where ``m``) as a chart holds them:
+        within the hard limits and at the schema's precision (decoded, then encoded again).
+
+        Real stays are measured this way (undoing :meth:`dequantise`), and sampled ones as
+        they are exported, so that within-stay statistics compare like with like: rounding GCS
+        to whole points adds noise that lowers its lag-1 by about 0.01, on either side."""
+        return self.encode_series(self.decode_series(x, m))[0]
+
     # ---------------------------------------------------------------- series
     def encode_series(self, values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """``values[N,T,V]`` (NaN = unmeasured) → (standardised values with 0 where missing, mask).
