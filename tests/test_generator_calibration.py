@@ -45,9 +45,8 @@ def test_exact_release_is_the_cohorts_rates_and_autocorrelation(data) -> None:
     # released); a variable nobody has twice has no target
     idx = enc.indices("gauss")
     unit = calibration.within_stay_scales(enc, idx)
-    charted = enc.charted(x, m)[..., idx].astype(np.float64)  # the values as charted
-    rows = calibration.within_squares(charted, m[..., idx], targets.rates[idx], unit)
-    expected = calibration.clip_rows(rows, calibration.SPREAD_CLIP).mean(0)
+    charted = enc.charted(x, m)  # the values as charted
+    expected = calibration._spread(charted, m, idx, targets.rates, unit)[idx]
     some = expected > 0
     assert some.sum() > 30
     assert np.allclose(targets.spread[idx][some], expected[some])
@@ -68,20 +67,15 @@ def test_within_stay_statistics_see_values_as_charted_not_as_dequantised() -> No
     assert np.allclose(enc.charted(x, m), exact, rtol=0, atol=1e-3)  # float32 round trips
     idx = enc.indices("gauss")
     unit = calibration.within_stay_scales(enc, idx)
-    gcs = idx.index([v.name for v in enc.variables].index("GCS"))
-    rates = np.clip(m.mean(axis=(0, 1)), 1e-4, 1)[idx]
-    noisy, charted = (
-        calibration.within_squares(v[..., idx].astype(np.float64), m[..., idx], rates, unit)
-        for v in (x, exact)
-    )
+    gcs = [v.name for v in enc.variables].index("GCS")
     targets = calibration.release_targets(
         x, m, enc.encode_statics(to_grid(cohort).statics), enc, torch.Generator(), 0.0
     )
     expected, dequantised = (
-        calibration.clip_rows(rows, calibration.SPREAD_CLIP).mean(0) for rows in (charted, noisy)
+        calibration._spread(v, m, idx, targets.rates, unit)[gcs] for v in (exact, x)
     )
-    assert targets.spread[idx][gcs] == pytest.approx(expected[gcs])
-    assert targets.spread[idx][gcs] != pytest.approx(dequantised[gcs])
+    assert targets.spread[gcs] == pytest.approx(expected)
+    assert targets.spread[gcs] != pytest.approx(dequantised)
 
 
 def test_within_squares_are_deviations_from_the_patients_own_mean_per_expected_measurement():
@@ -217,9 +211,7 @@ def _spread(enc: Encoding, raw, rates: np.ndarray) -> np.ndarray:
     as the release clips them: what calibration measures."""
     idx = enc.indices("gauss")
     unit = calibration.within_stay_scales(enc, idx)
-    charted = enc.charted(raw.x, raw.m)[..., idx].astype(np.float64)
-    rows = calibration.within_squares(charted, raw.m[..., idx], rates[idx], unit)
-    return calibration.clip_rows(rows, calibration.SPREAD_CLIP).mean(0)
+    return calibration._spread(enc.charted(raw.x, raw.m), raw.m, idx, rates, unit)[idx]
 
 
 def test_calibration_moves_an_untrained_model_onto_the_targets(data) -> None:
